@@ -1,0 +1,87 @@
+/**
+ * The canonical generator weight set: what every checkpoint reader produces and the only thing the
+ * graph builder reads. Readers translate names, layouts and conventions (TensorFlow kernel flips,
+ * rosinality's leading singleton dims, the +1 on TensorFlow modulation biases) into this one form,
+ * so the builder never knows where a model came from.
+ *
+ * Conventions (the stylegan2-ada-pytorch ones):
+ * - Tensor names are the stylegan2-ada-pytorch `G_ema` state-dict names without the leading
+ *   `G_ema.`, e.g. `mapping.fc0.weight`, `synthesis.b32.conv0.affine.bias`.
+ * - Weights are stored raw, before the equalized learning-rate gains. The builder derives every gain
+ *   from the architecture numbers (see `GeneratorArchitecture`).
+ * - Affine (modulation) biases already include the +1 that TensorFlow adds at run time.
+ * - `noise_const` buffers are `[R, R]`; `noise_strength` is a 0-d tensor (shape `[]`).
+ */
+
+export type SourceFormat =
+  | 'nvlabs-pickle' // stylegan2-ada-pytorch or stylegan3 network pickle (training.networks[_stylegan2])
+  | 'tf-pickle' // original TensorFlow StyleGAN2 or stylegan2-ada TF network pickle
+  | 'rosinality-pt' // rosinality/stylegan2-pytorch torch.save checkpoint
+  | 'random'; // weights drawn by our own seeded generator (the sample model, benchmarks)
+
+/** A dense float32 tensor in C order. */
+export interface Tensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+export type Activation = 'lrelu' | 'linear' | 'relu';
+
+/** Architecture numbers read from the checkpoint (never assumed from a named config). */
+export interface GeneratorArchitecture {
+  zDim: number;
+  wDim: number;
+  /** Label length; 0 for unconditional models. */
+  cDim: number;
+  /** Output side length R; the output image is `[N, imgChannels, R, R]`. */
+  resolution: number;
+  imgChannels: number;
+  /** Number of per-layer latents: 2·log2(R) − 2 for the skip and orig architectures. */
+  numWs: number;
+  /** Number of fully connected layers in the mapping network. */
+  mappingLayers: number;
+  /** Hidden width of the mapping network (`layer_features`); usually equals wDim. */
+  mappingFeatures: number;
+  /** Width of the label embedding (`embed_features`); 0 when cDim is 0. */
+  embedFeatures: number;
+  /** Learning-rate multiplier of the mapping layers (0.01 in every public config). */
+  mappingLrMultiplier: number;
+  /** Feature channels per block resolution, e.g. `{4: 512, 8: 512, ..., 1024: 32}`. */
+  channels: Record<number, number>;
+  /** Clamp bound for conv and ToRGB outputs, or null when the model was trained without one. */
+  convClamp: number | null;
+  architecture: 'skip' | 'orig' | 'resnet';
+  /** Activation of synthesis conv layers (lrelu in every public model). */
+  activation: Activation;
+  /** False when the model was trained without per-pixel noise inputs. */
+  useNoise: boolean;
+  /** Resolutions whose blocks were trained in float16; informational only, we compute in float32. */
+  fp16Resolutions: number[];
+}
+
+/** Everything a reader returns. */
+export interface GeneratorWeights {
+  arch: GeneratorArchitecture;
+  /** Canonical tensors keyed by stylegan2-ada-pytorch name (see file comment). */
+  tensors: Map<string, Tensor>;
+  /** Truncation centre `[wDim]`; estimated when the checkpoint has none (see `wAvgSource`). */
+  wAvg: Float32Array;
+  /** Where `wAvg` came from. */
+  wAvgSource: 'checkpoint' | 'estimated';
+  /** Optional per-class truncation centres `[cDim, wDim]` (row-major) for conditional models. */
+  wAvgPerClass?: Float32Array;
+  source: {
+    format: SourceFormat;
+    /** Format details, e.g. `{ pickleProtocol: 4, networkClass: 'training.networks.Generator' }`. */
+    details: Record<string, string | number | boolean>;
+  };
+  /** Non-fatal remarks a reader wants the converter to log (ignored kwargs and the like). */
+  warnings: string[];
+}
+
+/** Block resolutions 4, 8, ..., R. */
+export function blockResolutions(resolution: number): number[] {
+  const out: number[] = [];
+  for (let r = 4; r <= resolution; r *= 2) out.push(r);
+  return out;
+}

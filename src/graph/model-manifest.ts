@@ -1,0 +1,68 @@
+/**
+ * The contract between the converter, which writes `models/<name>/`, and the runtime, which serves
+ * it. A model folder holds:
+ *
+ * - `model.json`: a `ModelManifest`.
+ * - `mapping.onnx`: inputs `z [N, zDim]` float32, `c [N, cDim]` float32 (only when cDim > 0),
+ *   `psi [N]` float32, `truncation_cutoff [N]` int64 (layers `l < cutoff` are truncated; pass numWs
+ *   for all layers); output `ws [N, numWs, wDim]` float32. Rows with psi exactly 1 skip truncation,
+ *   as the reference generator does.
+ * - `synthesis.onnx`: inputs `ws [N, numWs, wDim]` float32 and one unit-variance noise map per
+ *   noise layer, named as in `ModelManifest.noiseLayers` (`noise_0`, `noise_1`, ...), each
+ *   `[N or 1, 1, R, R]` float32 (a batch of 1 broadcasts over N); output `img [N, imgChannels, R, R]`
+ *   float32, nominally in [-1, 1]. The graph multiplies each noise map by its `noise_strength`.
+ * - `noise_const.f32.bin`: the stored `noise_const` buffers, concatenated in `noiseLayers` order,
+ *   little-endian float32; fed to the noise inputs for noise mode `const`.
+ */
+
+import type { GeneratorArchitecture, SourceFormat } from '../checkpoint/types.js';
+
+/** Bumped whenever the graphs or the manifest change in a way that needs a re-conversion. */
+export const converterVersion = 1;
+
+export const modelManifestFile = 'model.json';
+export const mappingGraphFile = 'mapping.onnx';
+export const synthesisGraphFile = 'synthesis.onnx';
+export const noiseConstFile = 'noise_const.f32.bin';
+
+/** One noise input of the synthesis graph. */
+export interface NoiseLayer {
+  /** Graph input name, `noise_<index>`. */
+  name: string;
+  /** The layer it feeds, e.g. `b8.conv0`. */
+  layer: string;
+  /** Side length R of the `[*, 1, R, R]` map. */
+  resolution: number;
+  /** Offset of this layer's `R·R` floats inside `noise_const.f32.bin`, in floats. */
+  offset: number;
+}
+
+export interface ModelManifest {
+  name: string;
+  converterVersion: number;
+  /** ISO 8601 time of conversion; the only field that differs between two conversions. */
+  createdAt: string;
+  source: {
+    format: SourceFormat;
+    /** Base name of the converted file, or a description for generated models. */
+    file: string;
+    /** sha256 of the source file in hex, or null for generated models. */
+    sha256: string | null;
+    bytes: number | null;
+    details: Record<string, string | number | boolean>;
+  };
+  arch: GeneratorArchitecture;
+  /** Truncation centre, `[wDim]`. */
+  wAvg: number[];
+  wAvgSource: 'checkpoint' | 'estimated';
+  /** Per-class truncation centres `[cDim][wDim]`, when the checkpoint has them. */
+  wAvgPerClass?: number[][];
+  noiseLayers: NoiseLayer[];
+  files: {
+    mapping: string;
+    synthesis: string;
+    noiseConst: string;
+  };
+  /** sha256 of each file above, so a damaged folder is detected at load time. */
+  fileSha256: Record<string, string>;
+}
