@@ -1,0 +1,170 @@
+/**
+ * Assembles the Hono app: middleware (request id, logging, metrics, auth, body limit), the routes,
+ * the OpenAPI document and the error handlers. It holds no route logic itself.
+ */
+
+import { randomUUID } from 'node:crypto';
+import { OpenAPIHono } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import type { Logger } from 'pino';
+import { Counter, Histogram } from 'prom-client';
+import type { AppEnv, ImageService, RouteSettings } from './routes/env.js';
+import { registerGenerate } from './routes/generate.js';
+import { healthPaths, registerHealth } from './routes/health.js';
+import { registerInterpolate } from './routes/interpolate.js';
+import { registerMix } from './routes/mix.js';
+import { registerModels } from './routes/models.js';
+import { HttpProblem, problemResponse } from './routes/problem.js';
+import { toHttpProblem } from './routes/runtime-errors.js';
+
+export interface AppOptions {
+  service: ImageService;
+  settings: RouteSettings;
+  logger: Logger;
+  /** Bearer tokens accepted on every route except health and metrics; empty disables auth. */
+  apiKeys?: string[];
+  /** Maximum request body size in bytes. */
+  maxBodyBytes?: number;
+}
+
+export const openApiInfo = {
+  openapi: '3.1.0',
+  info: {
+    title: 'stylegan-serve',
+    version: '0.1.0',
+    description: 'HTTP inference service for StyleGAN2 generators converted to ONNX.',
+  },
+} as const;
+
+const defaultMaxBodyBytes = 16 * 1024 * 1024;
+
+/** Accepts a client `X-Request-Id` of sane shape, otherwise assigns a UUID. */
+function requestId(): MiddlewareHandler<AppEnv> {
+  return async function requestId(c, next) {
+    const given = c.req.header('x-request-id');
+    const id = given && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
+    c.set('requestId', id);
+    c.header('X-Request-Id', id);
+    await next();
+  };
+}
+
+function requestLog(logger: Logger, service: ImageService): MiddlewareHandler<AppEnv> {
+  const requests = new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP requests by route and status',
+    labelNames: ['method', 'route', 'status'],
+    registers: [service.metricsRegistry],
+  });
+  const durations = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Time to response headers, by route',
+    labelNames: ['method', 'route'],
+    buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [service.metricsRegistry],
+  });
+  return async function requestLog(c, next) {
+    const started = performance.now();
+    const log = logger.child({ requestId: c.get('requestId') });
+    c.set('log', log);
+    await next();
+    const route = c.req.routePath || 'unmatched';
+    const ms = performance.now() - started;
+    requests.inc({ method: c.req.method, route, status: String(c.res.status) });
+    durations.observe({ method: c.req.method, route }, ms / 1000);
+    if (!healthPaths.includes(c.req.path) && c.req.path !== '/metrics') {
+      log.info({ method: c.req.method, path: c.req.path, status: c.res.status, durationMs: Math.round(ms) }, 'request handled');
+    }
+  };
+}
+
+function bearerAuth(apiKeys: string[]): MiddlewareHandler<AppEnv> {
+  const open = new Set([...healthPaths, '/metrics']);
+  return async function bearerAuth(c, next) {
+    if (apiKeys.length === 0 || open.has(c.req.path)) return next();
+    const header = c.req.header('authorization') ?? '';
+    const match = /^Bearer\s+(.+)$/i.exec(header);
+    if (!match || !apiKeys.includes(match[1].trim())) {
+      throw new HttpProblem(401, 'unauthorized', 'missing or invalid API key: send "Authorization: Bearer <key>"', {
+        headers: { 'WWW-Authenticate': 'Bearer' },
+      });
+    }
+    return next();
+  };
+}
+
+/** Registers every documented route; shared by the app and by the OpenAPI document builder. */
+export function registerRoutes(app: OpenAPIHono<AppEnv>): void {
+  registerHealth(app);
+  registerModels(app);
+  registerGenerate(app);
+  registerMix(app);
+  registerInterpolate(app);
+}
+
+/** The OpenAPI 3.1 document of every route, built without starting anything. */
+export function openApiDocument() {
+  const app = new OpenAPIHono<AppEnv>();
+  registerRoutes(app);
+  return app.getOpenAPI31Document(openApiInfo);
+}
+
+export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
+  const { service, settings, logger } = options;
+  const app = new OpenAPIHono<AppEnv>({
+    defaultHook: (result, c) => {
+      if (result.success) return;
+      const errors = result.error.issues.map((issue) => ({
+        pointer: '/' + issue.path.map(String).join('/'),
+        message: issue.message,
+        code: issue.code,
+      }));
+      const detail = errors.map((e) => `${e.pointer.slice(1).replaceAll('/', '.') || 'body'}: ${e.message}`).join('; ');
+      return problemResponse(c, new HttpProblem(422, 'validation', detail, { errors }));
+    },
+  });
+
+  app.use('*', requestId());
+  app.use('*', requestLog(logger, service));
+  app.use('*', async (c, next) => {
+    c.set('service', service);
+    c.set('settings', settings);
+    await next();
+  });
+  app.use('*', bearerAuth(options.apiKeys ?? []));
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: options.maxBodyBytes ?? defaultMaxBodyBytes,
+      onError: () => {
+        throw new HttpProblem(413, 'payload-too-large', `request body exceeds ${options.maxBodyBytes ?? defaultMaxBodyBytes} bytes`);
+      },
+    }),
+  );
+
+  registerRoutes(app);
+
+  app.get('/metrics', async (c) => {
+    const body = await service.metricsRegistry.metrics();
+    return c.body(body, 200, { 'Content-Type': service.metricsRegistry.contentType });
+  });
+  app.doc31('/openapi.json', openApiInfo);
+
+  app.notFound((c) => problemResponse(c, new HttpProblem(404, 'not-found', `no route for ${c.req.method} ${c.req.path}`)));
+  app.onError((err, c) => {
+    if (err instanceof HTTPException) {
+      const kind = err.status === 415 ? 'unsupported-media-type' : err.status === 413 ? 'payload-too-large' : 'bad-request';
+      const detail =
+        err.status === 415 ? 'expected Content-Type: application/json' : err.message || 'malformed request';
+      return problemResponse(c, new HttpProblem(err.status, kind, detail));
+    }
+    const problem = toHttpProblem(err);
+    if (problem.status >= 500) {
+      (c.get('log') ?? logger).error({ err, requestId: c.get('requestId') }, 'request failed');
+    }
+    return problemResponse(c, problem);
+  });
+  return app;
+}

@@ -1,0 +1,193 @@
+/**
+ * Server settings: one table lists every setting with its CLI flag, environment variable, default
+ * and meaning. `loadServerConfig` reads flags first, then the environment, then defaults, validates
+ * every value at start and reports all problems at once.
+ */
+
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+interface SettingSpec {
+  flag: string;
+  env: string;
+  description: string;
+  schema: z.ZodType;
+  secret?: boolean;
+}
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const list = z.preprocess(
+  (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v),
+  z.array(z.string()),
+);
+
+/** Every server setting. Units are in the names (Ms, Bytes) and the descriptions. */
+export const settingSpecs = {
+  port: { flag: 'port', env: 'PORT', description: 'TCP port to listen on', schema: int(0, 65535).default(8080) },
+  host: { flag: 'host', env: 'HOST', description: 'Address to bind', schema: z.string().min(1).default('0.0.0.0') },
+  modelsDir: {
+    flag: 'models-dir',
+    env: 'MODELS_DIR',
+    description: 'Folder with one sub-folder per converted model',
+    schema: z.string().min(1).default('models'),
+  },
+  models: {
+    flag: 'models',
+    env: 'MODELS',
+    description: 'Comma-separated model names to load; empty loads every model in the models folder',
+    schema: list.default([]),
+  },
+  defaultModel: {
+    flag: 'model',
+    env: 'MODEL',
+    description: 'Model used when a request names none (also loaded when --models is set)',
+    schema: z.string().min(1).default('sample'),
+  },
+  logLevel: {
+    flag: 'log-level',
+    env: 'LOG_LEVEL',
+    description: 'pino log level: trace, debug, info, warn, error, fatal or silent',
+    schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  },
+  apiKeys: {
+    flag: 'api-keys',
+    env: 'API_KEYS',
+    description: 'Comma-separated bearer tokens; when set, every route except health and /metrics needs one',
+    schema: list.default([]),
+    secret: true,
+  },
+  maxBodyBytes: { flag: 'max-body-bytes', env: 'MAX_BODY_BYTES', description: 'Largest request body, in bytes', schema: int(1024).default(16 << 20) },
+  maxImagesPerRequest: {
+    flag: 'max-images-per-request',
+    env: 'MAX_IMAGES_PER_REQUEST',
+    description: 'Most images one /generate request may ask for',
+    schema: int(1).default(64),
+  },
+  maxGridCells: {
+    flag: 'max-grid-cells',
+    env: 'MAX_GRID_CELLS',
+    description: 'Most row×column images one /mix request may ask for',
+    schema: int(1).default(64),
+  },
+  maxFrames: {
+    flag: 'max-frames',
+    env: 'MAX_FRAMES',
+    description: 'Most frames one /interpolate request may ask for',
+    schema: int(1).default(600),
+  },
+  maxOutputPixels: {
+    flag: 'max-output-pixels',
+    env: 'MAX_OUTPUT_PIXELS',
+    description: 'Most pixels one response may hold (frames × width × height, or a grid), bounding memory',
+    schema: int(1).default(64 * 1024 * 1024),
+  },
+  maxBatch: { flag: 'max-batch', env: 'MAX_BATCH', description: 'Largest inference batch, in images', schema: int(1, 256).default(8) },
+  maxQueueDelayMs: {
+    flag: 'max-queue-delay-ms',
+    env: 'MAX_QUEUE_DELAY_MS',
+    description: 'How long to wait for a fuller batch, in ms',
+    schema: int(0, 10_000).default(5),
+  },
+  maxQueuedImages: {
+    flag: 'max-queued-images',
+    env: 'MAX_QUEUED_IMAGES',
+    description: 'Images waiting over all requests before new requests get 429',
+    schema: int(1).default(256),
+  },
+  defaultTimeoutMs: {
+    flag: 'default-timeout-ms',
+    env: 'DEFAULT_TIMEOUT_MS',
+    description: 'Request deadline when the client gives none, in ms',
+    schema: int(1).default(60_000),
+  },
+  maxTimeoutMs: {
+    flag: 'max-timeout-ms',
+    env: 'MAX_TIMEOUT_MS',
+    description: 'Longest deadline a client may ask for, in ms',
+    schema: int(1).default(600_000),
+  },
+  drainTimeoutMs: {
+    flag: 'drain-timeout-ms',
+    env: 'DRAIN_TIMEOUT_MS',
+    description: 'On SIGTERM, how long in-flight requests may take before the process exits, in ms',
+    schema: int(0).default(30_000),
+  },
+  executionProvider: {
+    flag: 'execution-provider',
+    env: 'EXECUTION_PROVIDER',
+    description: 'ONNX Runtime execution provider: cpu, cuda, or auto (CUDA when it loads, else CPU)',
+    schema: z.enum(['cpu', 'cuda', 'auto']).default('cpu'),
+  },
+  intraOpThreads: {
+    flag: 'intra-op-threads',
+    env: 'INTRA_OP_THREADS',
+    description: 'ONNX Runtime threads per inference worker; 0 uses the available cores',
+    schema: int(0, 1024).default(0),
+  },
+  workers: { flag: 'workers', env: 'WORKERS', description: 'Inference worker threads', schema: int(1, 64).default(1) },
+  pngCompressionLevel: {
+    flag: 'png-compression-level',
+    env: 'PNG_COMPRESSION_LEVEL',
+    description: 'zlib level for PNG output, 0 (fastest) to 9 (smallest); 1 encodes about twice as fast as 6 for files about 15% larger',
+    schema: int(0, 9).default(1),
+  },
+  webpEffort: {
+    flag: 'webp-effort',
+    env: 'WEBP_EFFORT',
+    description: 'WebP encoder effort, 0 (fastest) to 6 (smallest)',
+    schema: int(0, 6).default(0),
+  },
+} satisfies Record<string, SettingSpec>;
+
+type Specs = typeof settingSpecs;
+export type ServerConfig = { [K in keyof Specs]: z.output<Specs[K]['schema']> };
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Resolves every setting from `flags` (parsed CLI values keyed by flag name), then `env`, then the
+ * default. Throws a ConfigError listing every invalid setting with its flag, variable and value.
+ */
+export function loadServerConfig(flags: Record<string, string | undefined>, env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [key, spec] of Object.entries(settingSpecs) as [string, SettingSpec][]) {
+    const raw = flags[spec.flag] ?? env[spec.env];
+    const parsed = spec.schema.safeParse(raw === '' ? undefined : raw);
+    if (parsed.success) {
+      out[key] = parsed.data;
+    } else {
+      const shown = spec.secret ? '<redacted>' : JSON.stringify(raw);
+      problems.push(`--${spec.flag} / ${spec.env} = ${shown}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    }
+  }
+  const config = out as ServerConfig;
+  if (problems.length === 0 && config.defaultTimeoutMs > config.maxTimeoutMs) {
+    problems.push(`--default-timeout-ms ${config.defaultTimeoutMs} exceeds --max-timeout-ms ${config.maxTimeoutMs}`);
+  }
+  if (problems.length > 0) throw new ConfigError(`invalid settings:\n  ${problems.join('\n  ')}`);
+  config.modelsDir = resolve(config.modelsDir);
+  return config;
+}
+
+/** The configuration with secrets replaced, for the start-up log. */
+export function redactConfig(config: ServerConfig): Record<string, unknown> {
+  const shown: Record<string, unknown> = { ...config };
+  for (const [key, spec] of Object.entries(settingSpecs) as [string, SettingSpec][]) {
+    if (spec.secret) shown[key] = (config[key as keyof ServerConfig] as string[]).length > 0 ? '<redacted>' : [];
+  }
+  return shown;
+}
+
+/** Help text for `serve --help`: one line per setting with flag, variable and default. */
+export function settingsHelp(): string {
+  return (Object.entries(settingSpecs) as [string, SettingSpec][])
+    .map(([, spec]) => {
+      const fallback = spec.schema.safeParse(undefined);
+      const shown = fallback.success ? JSON.stringify(fallback.data) : 'required';
+      return `  --${spec.flag.padEnd(24)} ${spec.env.padEnd(24)} ${spec.description} (default ${shown})`;
+    })
+    .join('\n');
+}

@@ -1,0 +1,48 @@
+/**
+ * The typed Hono environment every route sees: the services and settings that `src/app.ts` puts on
+ * the context, and the request id and logger of the current request.
+ */
+
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { ImageResult, ImageSpec, JobOptions, ModelInfo } from '../runtime/contract.js';
+
+/** What the routes need from the runtime; `src/app.ts` passes the real inference service. */
+export interface ImageService {
+  /** True once every model is loaded and warmed, false again while draining. */
+  isReady(): boolean;
+  isDraining(): boolean;
+  models(): ModelInfo[];
+  getModel(name: string): ModelInfo | undefined;
+  /** Queues the images; throws the runtime's queue-full or unavailable errors synchronously. */
+  generate(model: string, images: ImageSpec[], options: JobOptions): AsyncIterable<ImageResult>;
+  /** Execution provider actually in use (`cpu` or `cuda`) and why. */
+  provider(): { name: string; reason: string };
+  /** prom-client registry holding the runtime metrics; the HTTP layer adds its request metrics to it. */
+  readonly metricsRegistry: Registry;
+}
+
+/** Settings the routes read (a subset of the server configuration). */
+export interface RouteSettings {
+  defaultModel: string;
+  maxImagesPerRequest: number;
+  /** Most row×column images one /mix request may ask for. */
+  maxGridCells: number;
+  /** Most frames one /interpolate request may ask for. */
+  maxFrames: number;
+  /** Most output pixels (frames × R × R, or grid width × height) one request may produce. */
+  maxOutputPixels: number;
+  defaultTimeoutMs: number;
+  maxTimeoutMs: number;
+  pngCompressionLevel: number;
+  webpEffort: number;
+}
+
+export interface AppEnv {
+  Variables: {
+    service: ImageService;
+    settings: RouteSettings;
+    requestId: string;
+    log: Logger;
+  };
+}

@@ -1,0 +1,71 @@
+/** POST /generate: images from seeds, z, w or ws, like the reference `generate.py`. */
+
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import type { AppEnv } from './env.js';
+import { sendImages } from './image-response.js';
+import { resolveImages } from './latents.js';
+import { problemResponses } from './problem.js';
+import { jobOptions, requireModel, resolveFormat, resolveTimeoutMs } from './request-context.js';
+import { toHttpProblem } from './runtime-errors.js';
+import { latentFields, renderFields } from './schemas.js';
+
+export const GenerateRequestSchema = z
+  .object({ ...latentFields, ...renderFields })
+  .strict()
+  .openapi('GenerateRequest', {
+    example: { seeds: [0, 1, 42], psi: 0.7, noise_mode: 'const', format: 'png' },
+  });
+
+const binary = z.string().openapi({ type: 'string', format: 'binary' });
+
+export const generateRoute = createRoute({
+  method: 'post',
+  path: '/generate',
+  operationId: 'generateImages',
+  summary: 'Generate images from seeds or latents',
+  description:
+    'One image: the image bytes, with `X-Seed` (when it came from a seed) and `X-Index` headers. ' +
+    'Several images: a streamed `multipart/mixed` response, one part per image in completion order, ' +
+    'each part with `Content-Type`, `Content-Length`, `X-Index` and `X-Seed` headers. ' +
+    'A failure after the first part ends the stream with an `application/problem+json` part.',
+  request: { body: { required: true, content: { 'application/json': { schema: GenerateRequestSchema } } } },
+  responses: {
+    200: {
+      description: 'The image, or a multipart/mixed stream of images',
+      headers: z.object({
+        'x-model': z.string().openapi({ description: 'Model that produced the image' }),
+        'x-seed': z.string().optional().openapi({ description: 'Seed of a single image from a seed' }),
+        'server-timing': z.string().optional().openapi({ description: 'queue, inference and encode durations in ms' }),
+      }),
+      content: {
+        'image/png': { schema: binary },
+        'image/webp': { schema: binary },
+        'application/octet-stream': { schema: binary },
+        'multipart/mixed': { schema: binary },
+      },
+    },
+    ...problemResponses(400, 401, 404, 415, 422, 429, 503, 504),
+  },
+});
+
+export function registerGenerate(app: OpenAPIHono<AppEnv>): void {
+  app.openapi(generateRoute, async (c) => {
+    const body = c.req.valid('json');
+    const model = requireModel(c, body.model);
+    const images = resolveImages(model.manifest, body, body, c.get('settings').maxImagesPerRequest);
+    const timeoutMs = resolveTimeoutMs(c, body.timeout_ms);
+    const controller = new AbortController();
+    let results;
+    try {
+      results = c.get('service').generate(model.name, images.map((image) => image.spec), jobOptions(c, timeoutMs, 'interactive', controller));
+    } catch (err) {
+      throw toHttpProblem(err);
+    }
+    const format = resolveFormat(c, body.format);
+    const label = (index: number): Record<string, string> => {
+      const seed = images[index].seed;
+      return seed === undefined ? { 'X-Index': String(index) } : { 'X-Index': String(index), 'X-Seed': String(seed) };
+    };
+    return sendImages(c, model.manifest, results, images.length, { format, quality: body.quality }, label, controller);
+  });
+}

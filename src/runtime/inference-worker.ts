@@ -1,0 +1,193 @@
+/**
+ * The inference worker thread: it owns the mapping and synthesis sessions of every loaded model and
+ * runs one batch at a time (mapping of the z rows, noise maps, synthesis). It is the only place
+ * where ONNX Runtime runs, because `run()` blocks its thread for the whole inference.
+ *
+ * Started by src/runtime/worker-pool.ts with a `WorkerInit` as `workerData`.
+ */
+
+import { readFileSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+
+import { Tensor, type InferenceSession } from 'onnxruntime-node';
+
+import { noiseMapsFromSeed } from './seeds.js';
+import { assertSessionIo, openSession, type ProviderName } from './sessions.js';
+import { noiseModeCode, type BatchInput, type BatchOutput, type FromWorker, type ToWorker, type WorkerInit, type WorkerModelSpec } from './worker-protocol.js';
+
+interface ModelSessions {
+  spec: WorkerModelSpec;
+  mapping: InferenceSession;
+  synthesis: InferenceSession;
+  /** Stored noise per layer, `[1, 1, R, R]` each. */
+  noiseConst: Float32Array[];
+  /** Zero noise per layer, `[1, 1, R, R]` each. */
+  noiseZeros: Float32Array[];
+}
+
+const port = parentPort;
+if (!port) throw new Error('inference-worker.ts must run in a worker thread, started by worker-pool.ts');
+
+const models = new Map<string, ModelSessions>();
+
+function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
+  port!.postMessage(message, transfer);
+}
+
+function readNoiseConst(spec: WorkerModelSpec): Float32Array[] {
+  const bytes = readFileSync(spec.noiseConstPath);
+  const all = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  const layers: Float32Array[] = [];
+  let offset = 0;
+  for (const layer of spec.noiseLayers) {
+    const size = layer.resolution * layer.resolution;
+    layers.push(all.slice(offset, offset + size)); // [1, 1, R, R], an own buffer for the Tensor
+    offset += size;
+  }
+  return layers;
+}
+
+async function openModel(spec: WorkerModelSpec, init: WorkerInit, provider?: ProviderName) {
+  const mapping = await openSession(spec.mappingPath, init.session, provider);
+  const synthesis = await openSession(spec.synthesisPath, init.session, mapping.provider);
+  const mappingInputs = spec.cDim > 0 ? ['z', 'c', 'psi', 'truncation_cutoff'] : ['z', 'psi', 'truncation_cutoff'];
+  assertSessionIo(mapping.session, spec.mappingPath, mappingInputs, 'ws');
+  assertSessionIo(synthesis.session, spec.synthesisPath, ['ws', ...spec.noiseLayers.map((l) => l.name)], 'img');
+  const noiseConst = readNoiseConst(spec);
+  const noiseZeros = spec.noiseLayers.map((l) => new Float32Array(l.resolution * l.resolution));
+  models.set(spec.name, { spec, mapping: mapping.session, synthesis: synthesis.session, noiseConst, noiseZeros });
+  return mapping;
+}
+
+/** Smallest power of two >= n, at most `cap`. */
+function mappingBucket(n: number, cap: number): number {
+  let size = 1;
+  while (size < n) size *= 2;
+  return Math.min(size, cap);
+}
+
+/** Copies `rows` rows of `rowSize` floats and repeats row 0 up to `bucket` rows. */
+function padRows(data: Float32Array, rows: number, rowSize: number, bucket: number): Float32Array {
+  if (rows === bucket) return data;
+  const padded = new Float32Array(bucket * rowSize);
+  padded.set(data.subarray(0, rows * rowSize));
+  for (let r = rows; r < bucket; r++) padded.copyWithin(r * rowSize, 0, rowSize);
+  return padded;
+}
+
+/** Maps the z rows and writes their ws into `batch.ws`. Returns the time spent in ms. */
+async function runMapping(m: ModelSessions, batch: BatchInput): Promise<number> {
+  const nz = batch.zRows.length;
+  if (nz === 0) return 0;
+  const started = performance.now();
+  const { zDim, cDim, numWs, wDim } = m.spec;
+  const size = mappingBucket(nz, batch.bucket);
+  const psi = padRows(batch.psi, nz, 1, size); // [size]
+  const cutoff = new BigInt64Array(size); // [size]
+  for (let i = 0; i < size; i++) cutoff[i] = BigInt(batch.cutoff[i < nz ? i : 0]);
+  const feeds: Record<string, Tensor> = {
+    z: new Tensor('float32', padRows(batch.z, nz, zDim, size), [size, zDim]),
+    psi: new Tensor('float32', psi, [size]),
+    truncation_cutoff: new Tensor('int64', cutoff, [size]),
+  };
+  if (cDim > 0) feeds.c = new Tensor('float32', padRows(batch.c, nz, cDim, size), [size, cDim]);
+  const out = await m.mapping.run(feeds);
+  const ws = out.ws.data as Float32Array; // [size, numWs, wDim]
+  const rowSize = numWs * wDim;
+  for (let i = 0; i < nz; i++) batch.ws.set(ws.subarray(i * rowSize, (i + 1) * rowSize), batch.zRows[i] * rowSize);
+  return performance.now() - started;
+}
+
+/**
+ * Noise inputs, one per layer. A batch whose rows all use `const` (or all `none`) feeds one
+ * broadcast `[1, 1, R, R]` map; otherwise each row gets its own map in `[bucket, 1, R, R]`.
+ */
+function buildNoise(m: ModelSessions, batch: BatchInput): Record<string, Tensor> {
+  const layers = m.spec.noiseLayers;
+  const feeds: Record<string, Tensor> = {};
+  const modes = batch.noiseModes.subarray(0, batch.rows);
+  const uniform = modes.every((mode) => mode === modes[0]) && modes[0] !== noiseModeCode.random;
+  if (uniform) {
+    const source = modes[0] === noiseModeCode.const ? m.noiseConst : m.noiseZeros;
+    layers.forEach((layer, i) => {
+      feeds[layer.name] = new Tensor('float32', source[i], [1, 1, layer.resolution, layer.resolution]);
+    });
+    return feeds;
+  }
+  const sizes = layers.map((l) => l.resolution * l.resolution);
+  const maps = sizes.map((size) => new Float32Array(batch.bucket * size)); // each [bucket, 1, R, R]
+  for (let row = 0; row < batch.bucket; row++) {
+    const source = row < batch.rows ? row : 0; // padding rows repeat row 0
+    const mode = batch.noiseModes[source];
+    let rowMaps: Float32Array[];
+    if (mode === noiseModeCode.random) rowMaps = noiseMapsFromSeed(batch.noiseSeeds[source], sizes);
+    else rowMaps = mode === noiseModeCode.const ? m.noiseConst : m.noiseZeros;
+    sizes.forEach((size, i) => maps[i].set(rowMaps[i], row * size));
+  }
+  layers.forEach((layer, i) => {
+    feeds[layer.name] = new Tensor('float32', maps[i], [batch.bucket, 1, layer.resolution, layer.resolution]);
+  });
+  return feeds;
+}
+
+/** A copy of the first `length` floats unless they already fill their own buffer. */
+function ownBuffer(data: Float32Array, length: number): Float32Array {
+  if (data.byteOffset === 0 && data.length === length && data.buffer.byteLength === length * 4) return data;
+  return data.slice(0, length);
+}
+
+async function runBatch(batch: BatchInput): Promise<BatchOutput> {
+  const started = performance.now();
+  const m = models.get(batch.model);
+  if (!m) throw new Error(`model ${batch.model} is not loaded in this worker`);
+  const { numWs, wDim, resolution, imgChannels } = m.spec;
+  if (batch.rows < 1 || batch.rows > batch.bucket) throw new Error(`batch of ${batch.rows} rows does not fit bucket ${batch.bucket}`);
+
+  const mappingMs = await runMapping(m, batch);
+
+  const noiseStarted = performance.now();
+  const noise = buildNoise(m, batch);
+  const noiseMs = performance.now() - noiseStarted;
+
+  const synthesisStarted = performance.now();
+  const ws = padRows(batch.ws, batch.rows, numWs * wDim, batch.bucket); // [bucket, numWs, wDim]
+  const out = await m.synthesis.run({ ws: new Tensor('float32', ws, [batch.bucket, numWs, wDim]), ...noise });
+  const synthesisMs = performance.now() - synthesisStarted;
+
+  const img = ownBuffer(out.img.data as Float32Array, batch.rows * imgChannels * resolution * resolution); // [rows, C, R, R]
+  return {
+    img,
+    ws: ownBuffer(batch.ws, batch.rows * numWs * wDim), // [rows, numWs, wDim]
+    timings: { mappingMs, noiseMs, synthesisMs, totalMs: performance.now() - started },
+  };
+}
+
+async function start(init: WorkerInit): Promise<void> {
+  let provider: ProviderName | undefined;
+  let reason = '';
+  try {
+    for (const spec of init.models) {
+      const opened = await openModel(spec, init, provider);
+      if (!provider) reason = opened.reason;
+      provider = opened.provider;
+    }
+  } catch (err) {
+    send({ type: 'init-failed', message: (err as Error).message });
+    return;
+  }
+  // Batches are run strictly one after another, in arrival order.
+  let chain = Promise.resolve();
+  port!.on('message', (message: ToWorker) => {
+    chain = chain.then(async () => {
+      try {
+        const output = await runBatch(message.batch);
+        send({ type: 'result', id: message.id, output }, [output.img.buffer as ArrayBuffer, output.ws.buffer as ArrayBuffer]);
+      } catch (err) {
+        send({ type: 'error', id: message.id, message: (err as Error).message });
+      }
+    });
+  });
+  send({ type: 'ready', provider: provider ?? 'cpu', reason });
+}
+
+void start(workerData as WorkerInit);

@@ -1,0 +1,106 @@
+/**
+ * Starts the HTTP server: loads and warms the models, listens, and drains on SIGTERM/SIGINT
+ * (readiness turns 503, new work is refused, in-flight requests get `drainTimeoutMs` to finish,
+ * then the process exits 0).
+ */
+
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import type { Logger } from 'pino';
+import { createApp } from './app.js';
+import type { ServerConfig } from './config.js';
+import { resolveRuntimeConfig } from './runtime/config.js';
+import { createInferenceService, type InferenceService } from './runtime/service.js';
+
+export interface RunningServer {
+  port: number;
+  service: InferenceService;
+  /** Stops accepting work, waits for in-flight requests (up to drainTimeoutMs), then closes. */
+  shutdown(reason: string): Promise<void>;
+}
+
+export async function startServer(config: ServerConfig, logger: Logger): Promise<RunningServer> {
+  const models = config.models.length > 0 ? [...new Set([config.defaultModel, ...config.models])] : [];
+  const service = createInferenceService(
+    resolveRuntimeConfig({
+      modelsDir: config.modelsDir,
+      models,
+      session: {
+        executionProvider: config.executionProvider,
+        intraOpNumThreads: config.intraOpThreads,
+        workers: config.workers,
+      },
+      scheduler: {
+        maxBatch: config.maxBatch,
+        maxQueueDelayMs: config.maxQueueDelayMs,
+        maxQueuedImages: config.maxQueuedImages,
+        defaultTimeoutMs: config.defaultTimeoutMs,
+        maxTimeoutMs: config.maxTimeoutMs,
+      },
+    }),
+    logger,
+  );
+
+  const app = createApp({
+    service,
+    logger,
+    apiKeys: config.apiKeys,
+    maxBodyBytes: config.maxBodyBytes,
+    settings: {
+      defaultModel: config.defaultModel,
+      maxImagesPerRequest: config.maxImagesPerRequest,
+      maxGridCells: config.maxGridCells,
+      maxFrames: config.maxFrames,
+      maxOutputPixels: config.maxOutputPixels,
+      defaultTimeoutMs: config.defaultTimeoutMs,
+      maxTimeoutMs: config.maxTimeoutMs,
+      pngCompressionLevel: config.pngCompressionLevel,
+      webpEffort: config.webpEffort,
+    },
+  });
+
+  // Listen before the models are warm, so liveness answers and readiness reports "starting".
+  const server: ServerType = await new Promise((resolvePromise) => {
+    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolvePromise(s));
+  });
+  const port = (server.address() as AddressInfo).port;
+  logger.info({ port, host: config.host }, 'listening');
+
+  const started = performance.now();
+  await service.start();
+  if (!service.getModel(config.defaultModel)) {
+    const loaded = service.models().map((m) => m.name);
+    await service.close();
+    server.close();
+    throw new Error(
+      `default model "${config.defaultModel}" is not loaded (loaded: ${loaded.join(', ') || 'none'}); ` +
+        `convert it into ${config.modelsDir}/${config.defaultModel} or pass --model <name>`,
+    );
+  }
+  logger.info(
+    { models: service.models().map((m) => m.name), provider: service.provider(), startMs: Math.round(performance.now() - started) },
+    'ready',
+  );
+
+  let shuttingDown: Promise<void> | undefined;
+  const shutdown = (reason: string) => {
+    shuttingDown ??= (async () => {
+      logger.info({ reason, drainTimeoutMs: config.drainTimeoutMs }, 'draining');
+      const drained = await Promise.race([
+        service.drain().then(() => true),
+        new Promise<false>((done) => setTimeout(() => done(false), config.drainTimeoutMs).unref()),
+      ]);
+      if (!drained) logger.warn({ drainTimeoutMs: config.drainTimeoutMs }, 'drain timed out; failing the remaining requests');
+      await new Promise<void>((done) => {
+        server.close(() => done());
+        // Idle keep-alive sockets would hold close() open; in-flight work has finished by now.
+        (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+        setTimeout(() => (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.(), 1000).unref();
+      });
+      await service.close();
+      logger.info({ reason }, 'stopped');
+    })();
+    return shuttingDown;
+  };
+  return { port, service, shutdown };
+}
