@@ -52,6 +52,15 @@ export function foldUpsampleConvKernel(weight: Float32Array, outChannels: number
   return folded;
 }
 
+/** Swaps the two leading axes: `[A, B, inner] -> [B, A, inner]` (conv `[O, I, k, k]` to ConvTranspose `[I, O, k, k]`). */
+export function swapOuterAxes(values: Float32Array, a: number, b: number, inner: number): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let i = 0; i < a; i++) {
+    for (let j = 0; j < b; j++) out.set(values.subarray((i * b + j) * inner, (i * b + j + 1) * inner), (j * a + i) * inner);
+  }
+  return out;
+}
+
 /** Demodulation matrix `Q[o, i] = Σ_{kh,kw} W[o, i, kh, kw]²`, `[O, I]`. */
 export function squaredWeightSums(weight: Float32Array, outChannels: number, inChannels: number, kernelSize: number): Float32Array {
   const taps = kernelSize * kernelSize;

@@ -12,7 +12,7 @@
  */
 
 import type { GeneratorArchitecture, GeneratorWeights } from '../checkpoint/types.js';
-import { foldUpsampleConvKernel, squaredWeightSums, scaled, transposeScaled, upsampleFilter2d } from './fir.js';
+import { foldUpsampleConvKernel, scaled, squaredWeightSums, swapOuterAxes, transposeScaled, upsampleFilter2d } from './fir.js';
 import { noiseLayers, scalarOf, synthesisBlocks, tensorOf, type SynthesisBlockSpec, type SynthesisLayerSpec, type ToRgbSpec } from './layers.js';
 import { leakyReluGain, leakyReluSlope } from './mapping.js';
 import { float, GraphBuilder } from './onnx-builder.js';
@@ -26,8 +26,17 @@ export const synthesisIo = { ws: 'ws', img: 'img' } as const;
 /** Symbolic batch size of the noise inputs, separate from `N` because a batch of 1 broadcasts. */
 const noiseBatchDim = 'noise_batch';
 
+/** How the up-sampling conv0 layers are expressed (see `upsampleConv`). */
+export type UpsampleConvForm = 'two-step' | 'folded';
+
+export interface SynthesisGraphOptions {
+  /** Default 'two-step'. */
+  upsampleConv?: UpsampleConvForm;
+}
+
 /** Builds the synthesis graph and returns the encoded ONNX model. */
-export function buildSynthesisGraph(weights: GeneratorWeights): Uint8Array {
+export function buildSynthesisGraph(weights: GeneratorWeights, options: SynthesisGraphOptions = {}): Uint8Array {
+  const form = options.upsampleConv ?? 'two-step';
   const { arch } = weights;
   if (arch.architecture === 'resnet') {
     throw new Error("synthesis architecture 'resnet' is not supported yet; only 'skip' and 'orig' generators can be converted");
@@ -44,7 +53,7 @@ export function buildSynthesisGraph(weights: GeneratorWeights): Uint8Array {
   let x: string | null = null;
   let img: string | null = null;
   for (const block of blocks) {
-    ({ x, img } = synthesisBlock(g, weights, block, ws, x, img, noiseInputs));
+    ({ x, img } = synthesisBlock(g, weights, block, ws, x, img, noiseInputs, form));
   }
   if (img === null) throw new Error('synthesis graph produced no image: the last block has no ToRGB layer');
   g.node('Identity', [img], {}, { output: synthesisIo.img }); // [N, imgChannels, R, R]
@@ -61,6 +70,7 @@ function synthesisBlock(
   x: string | null,
   img: string | null,
   noiseInputs: Map<string, string>,
+  form: UpsampleConvForm,
 ): { x: string; img: string | null } {
   const { arch } = weights;
   if (x === null) {
@@ -68,7 +78,7 @@ function synthesisBlock(
     x = g.initializer(`synthesis.b${block.resolution}.const`, constant.data, [1, block.outChannels, 4, 4]); // [1, C, 4, 4]
   }
   for (const layer of block.convs) {
-    x = synthesisLayer(g, weights, layer, ws, x, noiseInputs.get(layer.layer)); // [N, C_out, R, R]
+    x = synthesisLayer(g, weights, layer, ws, x, noiseInputs.get(layer.layer), form); // [N, C_out, R, R]
   }
   if (block.torgb === null) return { x, img };
 
@@ -103,6 +113,7 @@ function synthesisLayer(
   ws: string,
   x: string,
   noise: string | undefined,
+  form: UpsampleConvForm,
 ): string {
   const { arch } = weights;
   const { prefix, inChannels, outChannels } = layer;
@@ -115,18 +126,7 @@ function synthesisLayer(
 
   let convolved: string;
   if (layer.up === 2) {
-    if (process.env.TWO_STEP) {
-      const wt = new Float32Array(weight.data.length);
-      for (let o = 0; o < outChannels; o++) for (let i = 0; i < inChannels; i++) for (let t = 0; t < 9; t++) wt[(i * outChannels + o) * 9 + t] = weight.data[(o * inChannels + i) * 9 + t];
-      const kernel = g.initializer(`${prefix}.weight_t`, wt, [inChannels, outChannels, 3, 3]);
-      const up = g.node('ConvTranspose', [modulated, kernel], { strides: [2, 2] }, { name: `${prefix}.convt` });
-      const f = upsampleFilter2d(); const fk = new Float32Array(outChannels * 16); for (let c = 0; c < outChannels; c++) fk.set(f, c * 16);
-      convolved = g.node('Conv', [up, g.initializer(`${prefix}.fir`, fk, [outChannels, 1, 4, 4])], { pads: [1, 1, 1, 1], group: outChannels }, { name: `${prefix}.conv` });
-    } else {
-    const folded = foldUpsampleConvKernel(weight.data, outChannels, inChannels, kernelSize); // [C_in, C_out, 6, 6]
-    const kernel = g.initializer(`${prefix}.weight_up`, folded, [inChannels, outChannels, kernelSize + 3, kernelSize + 3]);
-    convolved = g.node('ConvTranspose', [modulated, kernel], { strides: [2, 2], pads: [2, 2, 2, 2] }, { name: `${prefix}.conv` }); // [N, C_out, R, R]
-    }
+    convolved = upsampleConv(g, modulated, weight.data, layer, form); // [N, C_out, R, R]
   } else {
     const kernel = g.initializer(`${prefix}.weight`, weight.data, [outChannels, inChannels, kernelSize, kernelSize]);
     convolved = g.node('Conv', [modulated, kernel], { pads: [1, 1, 1, 1] }, { name: `${prefix}.conv` }); // [N, C_out, R, R]
@@ -147,6 +147,35 @@ function synthesisLayer(
   const biased = g.node('Add', [y, g.initializer(`${prefix}.bias`, bias.data, [1, outChannels, 1, 1])], {}, { name: `${prefix}.biased` }); // [N, C_out, R, R]
   const activated = activate(g, biased, arch, prefix); // [N, C_out, R, R]
   return clamp(g, activated, arch.convClamp, prefix); // [N, C_out, R, R]
+}
+
+/**
+ * 3x3 convolution with 2x up-sampling: a stride-2 transposed convolution with the unflipped weight
+ * (size 2H + 1), then the FIR `f·4` with padding 1 (size 2H).
+ * - 'two-step': ConvTranspose 3x3 followed by a depthwise 4x4 Conv.
+ * - 'folded': one ConvTranspose with the 6x6 kernel `W * (f·4)`, stride 2, pads 2 (fir.ts).
+ * Both match the reference; 'two-step' needs about 4x fewer multiply-adds and half the file size,
+ * and ran 1.8x faster for paper256 at batch 1 on a 2-core CPU (ONNX Runtime 1.31, 430 vs 770 ms).
+ */
+function upsampleConv(g: GraphBuilder, modulated: string, weight: Float32Array, layer: SynthesisLayerSpec, form: UpsampleConvForm): string {
+  const { prefix, inChannels, outChannels } = layer;
+  if (form === 'folded') {
+    const folded = foldUpsampleConvKernel(weight, outChannels, inChannels, 3); // [C_in, C_out, 6, 6]
+    const kernel = g.initializer(`${prefix}.weight_up`, folded, [inChannels, outChannels, 6, 6]);
+    return g.node('ConvTranspose', [modulated, kernel], { strides: [2, 2], pads: [2, 2, 2, 2] }, { name: `${prefix}.conv` }); // [N, C_out, 2H, 2H]
+  }
+  const kernel = g.initializer(`${prefix}.weight_t`, swapOuterAxes(weight, outChannels, inChannels, 9), [inChannels, outChannels, 3, 3]);
+  const transposed = g.node('ConvTranspose', [modulated, kernel], { strides: [2, 2] }, { name: `${prefix}.conv_transpose` }); // [N, C_out, 2H + 1, 2H + 1]
+  const filter = g.initializer(`${prefix}.filter`, depthwiseFilter(outChannels), [outChannels, 1, 4, 4]); // [C_out, 1, 4, 4]
+  return g.node('Conv', [transposed, filter], { pads: [1, 1, 1, 1], group: outChannels }, { name: `${prefix}.conv` }); // [N, C_out, 2H, 2H]
+}
+
+/** The up-sampling FIR `f·4` repeated per channel, `[channels, 1, 4, 4]`. */
+function depthwiseFilter(channels: number): Float32Array {
+  const filter = upsampleFilter2d();
+  const kernel = new Float32Array(channels * 16);
+  for (let c = 0; c < channels; c++) kernel.set(filter, c * 16);
+  return kernel;
 }
 
 /** Activation times its default gain (lrelu and relu √2, linear 1). */
@@ -185,9 +214,6 @@ function toRgbLayer(g: GraphBuilder, weights: GeneratorWeights, torgb: ToRgbSpec
 
 /** 2x up-sampling of the skip image: depthwise ConvTranspose with the FIR `f·4`, stride 2, pads 1. */
 function upsampleImage(g: GraphBuilder, img: string, imgChannels: number, name: string): string {
-  const filter = upsampleFilter2d();
-  const kernel = new Float32Array(imgChannels * 16);
-  for (let c = 0; c < imgChannels; c++) kernel.set(filter, c * 16);
-  const kernelName = g.initializer(`${name}.filter`, kernel, [imgChannels, 1, 4, 4]); // [C_img, 1, 4, 4]
+  const kernelName = g.initializer(`${name}.filter`, depthwiseFilter(imgChannels), [imgChannels, 1, 4, 4]); // [C_img, 1, 4, 4]
   return g.node('ConvTranspose', [img, kernelName], { strides: [2, 2], pads: [1, 1, 1, 1], group: imgChannels }, { name }); // [N, C_img, 2H, 2H]
 }

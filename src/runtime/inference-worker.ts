@@ -178,6 +178,7 @@ async function start(init: WorkerInit): Promise<void> {
   // Batches are run strictly one after another, in arrival order.
   let chain = Promise.resolve();
   port!.on('message', (message: ToWorker) => {
+    if (message.type === 'exit') process.exit(message.code);
     chain = chain.then(async () => {
       try {
         const output = await runBatch(message.batch);

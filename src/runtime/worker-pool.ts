@@ -29,6 +29,8 @@ function startWorker(options: WorkerOptions): Worker {
 
 /** Wait before restarting a worker that failed to start again, in ms. */
 const restartBackoffMs = 1_000;
+/** How long `close()` waits for a worker to finish its running batch and exit, in ms. */
+const closeTimeoutMs = 60_000;
 
 export interface ProviderInfo {
   name: 'cpu' | 'cuda';
@@ -218,12 +220,18 @@ export class WorkerPool {
     }
   }
 
-  /** Stops a worker as if it had crashed (tests of the restart path). */
-  async killWorkerForTest(index: number): Promise<void> {
-    await this.slots[index].worker?.terminate();
+  /**
+   * Asks worker `index` to exit with `code` at its next event-loop turn. A non-zero code is handled
+   * like a crash: the in-flight batch fails and the worker is restarted (used by the tests).
+   */
+  stopWorker(index: number, code: number): void {
+    this.slots[index].worker?.postMessage({ type: 'exit', code });
   }
 
-  /** Terminates every worker; in-flight batches fail. */
+  /**
+   * Stops every worker; in-flight batches fail at once. Each worker exits after the ONNX Runtime call
+   * it is in, because terminating it during the call would abort the process.
+   */
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all(
@@ -233,7 +241,20 @@ export class WorkerPool {
         slot.ready = false;
         slot.pending?.reject(new InferenceError('inference workers are shutting down'));
         slot.pending = undefined;
-        if (worker) await worker.terminate();
+        if (!worker) return;
+        const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+        worker.postMessage({ type: 'exit', code: 0 });
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), closeTimeoutMs);
+        });
+        const late = await Promise.race([exited.then(() => false), timedOut]);
+        clearTimeout(timer);
+        if (late) {
+          // NOTE: this aborts the process if the worker is still inside an ONNX Runtime call.
+          this.logger.error({ worker: slot.index, closeTimeoutMs }, 'inference worker did not exit in time; terminating it');
+          await worker.terminate();
+        }
       }),
     );
   }

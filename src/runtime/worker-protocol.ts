@@ -59,7 +59,11 @@ export interface BatchOutput {
   timings: { mappingMs: number; noiseMs: number; synthesisMs: number; totalMs: number };
 }
 
-export type ToWorker = { type: 'run'; id: number; batch: BatchInput };
+/**
+ * `exit` ends the worker at its next event-loop turn, never inside an ONNX Runtime call (terminating a
+ * worker during `run()` aborts the whole process with onnxruntime-node 1.31.1).
+ */
+export type ToWorker = { type: 'run'; id: number; batch: BatchInput } | { type: 'exit'; code: number };
 
 export type FromWorker =
   | { type: 'ready'; provider: 'cpu' | 'cuda'; reason: string }

@@ -106,30 +106,32 @@ describe('mapping graph vs reference', () => {
 });
 
 describe('synthesis graph vs reference', () => {
-  it('conditional clamped model, const and none noise, batch 1 and 3', async () => {
-    const weights = randomGeneratorWeights(conditionalClamped, 21);
-    const session = await createSession(buildSynthesisGraph(weights));
-    const mappingSession = await createSession(buildMappingGraph(weights));
-    const rows = mappingRows(weights, new SeededRandom(6)).slice(0, 3);
-    const wsRows = await runMapping(mappingSession, weights.arch, rows);
-    const layers = noiseLayers(weights.arch);
-    const constNoise = layers.map((layer) => weights.tensors.get(`synthesis.${layer.layer}.noise_const`)!.data);
-    const zeroNoise = layers.map((layer) => new Float32Array(layer.resolution * layer.resolution));
+  for (const upsampleConv of ['two-step', 'folded'] as const) {
+    it(`conditional clamped model, ${upsampleConv} up-sampling, const and none noise`, async () => {
+      const weights = randomGeneratorWeights(conditionalClamped, 21);
+      const session = await createSession(buildSynthesisGraph(weights, { upsampleConv }));
+      const mappingSession = await createSession(buildMappingGraph(weights));
+      const rows = mappingRows(weights, new SeededRandom(6)).slice(0, 3);
+      const wsRows = await runMapping(mappingSession, weights.arch, rows);
+      const layers = noiseLayers(weights.arch);
+      const constNoise = layers.map((layer) => weights.tensors.get(`synthesis.${layer.layer}.noise_const`)!.data);
+      const zeroNoise = layers.map((layer) => new Float32Array(layer.resolution * layer.resolution));
 
-    for (const [mode, noise, referenceNoise] of [
-      ['const', constNoise, constNoise],
-      ['none', zeroNoise, null],
-    ] as const) {
-      const expected = wsRows.map((ws) => referenceSynthesis(weights, ws, referenceNoise));
-      const [single] = await runSynthesis(session, weights.arch, [wsRows[1]], noise);
-      assert.ok(maxAbsDiff(single, expected[1]) < imgTolerance, `${mode} noise at batch 1: ${maxAbsDiff(single, expected[1])}`);
-      const batch = await runSynthesis(session, weights.arch, wsRows, noise);
-      for (let i = 0; i < 3; i++) {
-        assert.ok(maxAbsDiff(batch[i], expected[i]) < imgTolerance, `${mode} noise, row ${i} at batch 3: ${maxAbsDiff(batch[i], expected[i])}`);
+      for (const [mode, noise, referenceNoise] of [
+        ['const', constNoise, constNoise],
+        ['none', zeroNoise, null],
+      ] as const) {
+        const expected = wsRows.map((ws) => referenceSynthesis(weights, ws, referenceNoise));
+        const [single] = await runSynthesis(session, weights.arch, [wsRows[1]], noise);
+        assert.ok(maxAbsDiff(single, expected[1]) < imgTolerance, `${mode} noise at batch 1: ${maxAbsDiff(single, expected[1])}`);
+        const batch = await runSynthesis(session, weights.arch, wsRows, noise);
+        for (let i = 0; i < 3; i++) {
+          assert.ok(maxAbsDiff(batch[i], expected[i]) < imgTolerance, `${mode} noise, row ${i} at batch 3: ${maxAbsDiff(batch[i], expected[i])}`);
+        }
+        assert.ok(maxAbsDiff(batch[1], single) < 1e-6, `${mode} noise: row 1 equals its batch-1 result`);
       }
-      assert.ok(maxAbsDiff(batch[1], single) < 1e-6, `${mode} noise: row 1 equals its batch-1 result`);
-    }
-  });
+    });
+  }
 
   it('per-row noise maps match the reference row by row', async () => {
     const weights = randomGeneratorWeights(conditionalClamped, 22);

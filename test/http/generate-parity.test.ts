@@ -58,7 +58,7 @@ async function requestFor(fixture: string, model: string, c: FixtureCase): Promi
   // Mixing and interpolation cases store the exact ws they fed to synthesis.
   const ws = await readF32(join(fixturesDir, fixture, c.files.ws));
   const shape = JSON.parse(await readFile(join(fixturesDir, fixture, 'manifest.json'), 'utf8')).model;
-  const numWs = shape.num_ws;
+  const numWs: number = shape.num_ws ?? shape.n_latent;
   const wDim = ws.length / numWs;
   const rows = Array.from({ length: numWs }, (_, l) => Array.from(ws.subarray(l * wDim, (l + 1) * wDim)));
   return { model, ws: [rows], noise_mode };
