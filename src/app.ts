@@ -11,6 +11,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { Logger } from 'pino';
 import { Counter, Histogram } from 'prom-client';
 import type { AppEnv, ImageService, RouteSettings } from './routes/env.js';
+import { registerEdit } from './routes/edit.js';
 import { registerGenerate } from './routes/generate.js';
 import { healthPaths, registerHealth } from './routes/health.js';
 import { registerInterpolate } from './routes/interpolate.js';
@@ -102,6 +103,7 @@ export function registerRoutes(app: OpenAPIHono<AppEnv>): void {
   registerGenerate(app);
   registerMix(app);
   registerInterpolate(app);
+  registerEdit(app);
 }
 
 /** The OpenAPI 3.1 document of every route, built without starting anything. */

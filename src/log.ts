@@ -1,6 +1,6 @@
 /**
  * The service's pino logger: JSON lines to stdout by default. Modules take a child logger with a
- * `module` field (`childLogger(root, 'scheduler')`) so every line says where it came from.
+ * `module` field (`childLogger(root, 'scheduler')`) so every line names its module.
  */
 
 import { pino, type DestinationStream, type Level, type Logger } from 'pino';
@@ -12,7 +12,7 @@ export type LogLevel = Level | 'silent';
 export interface LoggerOptions {
   /** Lowest level written; default `info`. */
   level?: LogLevel;
-  /** Where the JSON lines go; default stdout. Tests pass a stream to capture them. */
+  /** Destination of the JSON lines; default stdout. Tests pass a stream to capture them. */
   destination?: DestinationStream;
 }
 
@@ -28,7 +28,7 @@ export function childLogger(parent: Logger, module: string): Logger {
   return parent.child({ module });
 }
 
-/** A logger that writes nothing, for library callers and tests that pass none. */
+/** Creates a logger that writes nothing, for library callers and tests that pass none. */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { createApp } from './app.js';
 import type { ServerConfig } from './config.js';
 import { resolveRuntimeConfig } from './runtime/config.js';
+import { DirectionStore } from './runtime/directions.js';
 import { createInferenceService, type InferenceService } from './runtime/service.js';
 
 export interface RunningServer {
@@ -41,8 +42,11 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     logger,
   );
 
+  const directions = new DirectionStore(config.modelsDir);
   const app = createApp({
-    service,
+    service: Object.assign(Object.create(service) as InferenceService, {
+      directions: (model: { manifest: Parameters<DirectionStore['get']>[0] }) => directions.get(model.manifest),
+    }),
     logger,
     apiKeys: config.apiKeys,
     maxBodyBytes: config.maxBodyBytes,

@@ -52,7 +52,7 @@ export class NumpyArray extends PyObject {
   fortranOrder = false;
   data?: Uint8Array;
 
-  constructor() {
+  constructor(private readonly latin1Cache = new Map<string, Uint8Array>()) {
     super('numpy.ndarray');
   }
 
@@ -71,7 +71,7 @@ export class NumpyArray extends PyObject {
     this.shape = shape as number[];
     this.dtype = dtype;
     this.fortranOrder = fortranOrder;
-    this.data = toBytes(data);
+    this.data = toBytes(data, this.latin1Cache);
   }
 
   toFloat32(what: string): Float32Array {
@@ -89,12 +89,18 @@ export class NumpyArray extends PyObject {
   }
 }
 
-/** Raw array bytes: a bytes object, or latin-1 text when the pickle came from Python 2. */
-function toBytes(data: unknown): Uint8Array {
+/**
+ * Raw array bytes: a bytes object, or latin-1 text when the pickle came from Python 2 (cached per
+ * text, so memo references to one large string cost one copy).
+ */
+function toBytes(data: unknown, cache?: Map<string, Uint8Array>): Uint8Array {
   if (data instanceof Uint8Array) return data;
   if (typeof data === 'string') {
+    const cached = cache?.get(data);
+    if (cached) return cached;
     const out = new Uint8Array(data.length);
     for (let i = 0; i < data.length; i++) out[i] = data.charCodeAt(i) & 0xff;
+    cache?.set(data, out);
     return out;
   }
   throw new CheckpointError('invalid_structure', 'Invalid numpy data: not a bytes object (object arrays are not supported)');
@@ -114,13 +120,14 @@ function numpyScalar([dtype, data]: unknown[]): number | bigint {
   return viewToFloat32({ dtype: element, bytes, offset: 0, shape: [], stride: [] }, 'a numpy scalar')[0];
 }
 
-function frombuffer([buffer, dtype, shape, order]: unknown[]): NumpyArray {
-  const array = new NumpyArray();
+function frombuffer([buffer, dtype, shape, order]: unknown[], cache: Map<string, Uint8Array>): NumpyArray {
+  const array = new NumpyArray(cache);
   array.fill(shape, dtype, order === 'F', buffer);
   return array;
 }
 
 export function numpyGlobals(): PickleGlobal[] {
+  const latin1Cache = new Map<string, Uint8Array>();
   const globals = [
     new PickleGlobal('numpy.dtype', {
       call: ([spec]) => {
@@ -133,8 +140,8 @@ export function numpyGlobals(): PickleGlobal[] {
   for (const core of ['numpy.core', 'numpy._core']) {
     globals.push(
       new PickleGlobal(`${core}.multiarray.scalar`, { call: numpyScalar }),
-      new PickleGlobal(`${core}.multiarray._reconstruct`, { call: () => new NumpyArray() }),
-      new PickleGlobal(`${core}.numeric._frombuffer`, { call: frombuffer }),
+      new PickleGlobal(`${core}.multiarray._reconstruct`, { call: () => new NumpyArray(latin1Cache) }),
+      new PickleGlobal(`${core}.numeric._frombuffer`, { call: (args) => frombuffer(args, latin1Cache) }),
     );
   }
   return globals;

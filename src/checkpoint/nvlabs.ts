@@ -13,7 +13,7 @@ import { checkCanonicalTensors, isPowerOfTwoResolution, missingWAvgWarning, numW
 import { CheckpointError } from './errors.js';
 import { numpyGlobals } from './numpy.js';
 import { PickleGlobal, PyObject } from './pickle-vm.js';
-import { TorchTensor, loadStorageFromBytes, torchTensorGlobals } from './torch-storage.js';
+import { TorchTensor, checkStorageSharing, loadStorageFromBytes, torchTensorGlobals } from './torch-storage.js';
 import { blockResolutions, type Activation, type GeneratorArchitecture, type GeneratorWeights, type Tensor } from './types.js';
 
 const format = 'NVlabs network pickle';
@@ -226,6 +226,7 @@ export function nvlabsWeights(value: unknown, details: Record<string, string | n
   const torchTensors = new Map<string, TorchTensor>();
   collectTensors(G, '', torchTensors, 0);
   const arch = readArchitecture(G, torchTensors);
+  checkStorageSharing(torchTensors.values(), format);
 
   const tensors = new Map<string, Tensor>();
   for (const [name, tensor] of torchTensors) tensors.set(name, { shape: tensor.shape, data: tensor.toFloat32(name) });

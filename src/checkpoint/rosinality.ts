@@ -19,7 +19,7 @@ import { checkCanonicalTensors, isPowerOfTwoResolution, missingWAvgWarning, numW
 import { CheckpointError } from './errors.js';
 import { numpyGlobals } from './numpy.js';
 import { PickleGlobal, PyObject } from './pickle-vm.js';
-import { TorchTensor, torchTensorGlobals } from './torch-storage.js';
+import { TorchTensor, checkStorageSharing, torchTensorGlobals } from './torch-storage.js';
 import { blockResolutions, type GeneratorArchitecture, type GeneratorWeights, type Tensor } from './types.js';
 
 const format = 'rosinality checkpoint';
@@ -120,7 +120,9 @@ function toRgbLayer(state: RosinalityState, source: string, target: string, out:
 /** Converts an unpickled rosinality checkpoint to the canonical weight set. */
 export function rosinalityWeights(value: unknown, details: Record<string, string | number | boolean>): GeneratorWeights {
   const warnings: string[] = [];
-  const state = new RosinalityState(pickStateDict(value, warnings));
+  const stateDict = pickStateDict(value, warnings);
+  checkStorageSharing([...stateDict.values()].filter((v): v is TorchTensor => v instanceof TorchTensor), format);
+  const state = new RosinalityState(stateDict);
   const tensors = new Map<string, Tensor>();
 
   const mappingLayers = state.count(/^style\.\d+\.weight$/);

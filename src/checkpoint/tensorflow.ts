@@ -103,6 +103,28 @@ function collectVariables(network: TfNetwork, prefix: string, out: Map<string, u
   }
 }
 
+/**
+ * Rejects variable lists that name the same numpy data many times (a memo reference costs a few
+ * bytes of pickle but a full copy when materialised).
+ */
+function checkDistinctArrays(values: Iterable<unknown>): void {
+  let named = 0;
+  let distinct = 0;
+  const seen = new Set<unknown>();
+  for (const value of values) {
+    if (!(value instanceof NumpyArray)) continue;
+    const count = value.shape.reduce((a, b) => a * b, 1);
+    named += count;
+    // Keyed by the data bytes: distinct arrays may be built on one memoized bytes object.
+    const key = value.data ?? value;
+    if (!seen.has(key)) distinct += count;
+    seen.add(key);
+  }
+  if (named > 2 * distinct + (1 << 20)) {
+    throw new CheckpointError('too_large', `Rejected ${format}: its variables name ${named} elements but hold only ${distinct}`);
+  }
+}
+
 /** `[in, out]` -> `[out, in]`. */
 function transposeDense(t: Tensor, name: string): Tensor {
   if (t.shape.length !== 2) throw new CheckpointError('invalid_structure', `Invalid ${format}: ${name} has shape [${t.shape.join(', ')}], expected [in, out]`);
@@ -173,6 +195,7 @@ export function tensorflowWeights(value: unknown, details: Record<string, string
   const kwargs = readKwargs(Gs, warnings);
   const raw = new Map<string, unknown>();
   collectVariables(Gs, '', raw, 0);
+  checkDistinctArrays(raw.values());
   const variable = (name: string): Tensor => {
     if (!raw.has(name)) throw new CheckpointError('invalid_structure', `Invalid ${format}: variable ${name} is missing`);
     return toTensor(raw.get(name), name);

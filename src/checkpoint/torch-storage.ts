@@ -45,6 +45,11 @@ export class TorchStorage {
     private readonly root?: { storage: TorchStorage; elementOffset: number },
   ) {}
 
+  /** The storage that owns the bytes: this one, or the root of a legacy view storage. */
+  get owner(): TorchStorage {
+    return this.root ? this.root.storage : this;
+  }
+
   setData(bytes: Uint8Array): void {
     this.bytes = bytes;
   }
@@ -110,6 +115,7 @@ function expectTensor(value: unknown, what: string): TorchTensor {
 
 /** The allowlist entries for tensors, parameters and storage classes (inert markers). */
 export function torchTensorGlobals(): PickleGlobal[] {
+  const encoded = new Map<string, Uint8Array>();
   const globals = [
     new PickleGlobal('torch._utils._rebuild_tensor_v2', { call: rebuildTensor }),
     new PickleGlobal('torch._utils._rebuild_tensor', { call: rebuildTensor }),
@@ -129,10 +135,36 @@ export function torchTensorGlobals(): PickleGlobal[] {
     new PickleGlobal('torch.Tensor'),
     new PickleGlobal('torch.nn.parameter.Parameter'),
     new PickleGlobal('collections.OrderedDict', { call: orderedDict }),
-    new PickleGlobal('_codecs.encode', { call: codecsEncode }),
+    new PickleGlobal('_codecs.encode', { call: (args) => codecsEncode(args, encoded) }),
   ];
   for (const name of Object.keys(storageClassDTypes)) globals.push(new PickleGlobal(`torch.${name}`));
   return globals;
+}
+
+/** Elements that tensors may read beyond their distinct storages (small views, tied weights). */
+const sharedStorageSlackElements = 1 << 20;
+
+/**
+ * Rejects tensor sets that read far more elements than their distinct storages hold. Views may
+ * share a storage, so without this check a few bytes of pickle (many tensors viewing one large
+ * storage) could make the reader allocate gigabytes when it materialises them.
+ */
+export function checkStorageSharing(tensors: Iterable<TorchTensor>, format: string): void {
+  let viewed = 0;
+  const storages = new Set<TorchStorage>();
+  for (const tensor of tensors) {
+    viewed += tensor.shape.reduce((a, b) => a * b, 1);
+    storages.add(tensor.storage.owner);
+  }
+  let stored = 0;
+  for (const storage of storages) stored += storage.numel;
+  if (viewed > 2 * stored + sharedStorageSlackElements) {
+    throw new CheckpointError(
+      'too_large',
+      `Rejected ${format}: its tensors view ${viewed} elements, but their storages hold only ${stored}; ` +
+        `a checkpoint does not reuse one storage this often`,
+    );
+  }
 }
 
 /** `collections.OrderedDict()` or `OrderedDict([(key, value), ...])`. */
@@ -147,17 +179,23 @@ function orderedDict(args: unknown[]): Map<unknown, unknown> {
   return map;
 }
 
-/** `_codecs.encode(text, 'latin1')`: how protocol 2 pickles bytes objects. */
-function codecsEncode([text, encoding]: unknown[]): Uint8Array {
+/**
+ * `_codecs.encode(text, 'latin1')`: how protocol 2 pickles bytes objects. Results are cached per
+ * text, so memo references to one large string cost one copy, not one per reference.
+ */
+function codecsEncode([text, encoding]: unknown[], cache: Map<string, Uint8Array>): Uint8Array {
   if (typeof text !== 'string' || (encoding !== 'latin1' && encoding !== 'latin-1')) {
     throw new CheckpointError('invalid_structure', `Unsupported _codecs.encode call (encoding ${JSON.stringify(encoding)}); only latin1 is used by pickled bytes`);
   }
+  const cached = cache.get(text);
+  if (cached) return cached;
   const out = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
     if (code > 0xff) throw new CheckpointError('invalid_structure', 'Invalid latin1 text in _codecs.encode');
     out[i] = code;
   }
+  cache.set(text, out);
   return out;
 }
 
@@ -309,7 +347,13 @@ const storageOnly = allowlist(torchTensorGlobals().filter((g) => g.module === 't
 export function loadStorageFromBytes(args: unknown[]): TorchStorage {
   const [blob] = args;
   if (!(blob instanceof Uint8Array)) throw new CheckpointError('invalid_structure', 'Invalid pickled storage: _load_from_bytes without a bytes argument');
+  // A memo reference returns the same bytes object; reusing its storage keeps the sharing check exact.
+  const known = storagesByBlob.get(blob);
+  if (known) return known;
   const value = readTorchFile(blob, storageOnly, 'pickled torch storage');
   if (!(value instanceof TorchStorage)) throw new CheckpointError('invalid_structure', 'Invalid pickled storage: the nested torch file does not hold a storage');
+  storagesByBlob.set(blob, value);
   return value;
 }
+
+const storagesByBlob = new WeakMap<Uint8Array, TorchStorage>();

@@ -13,12 +13,14 @@ import { noiseLayers, tensorOf } from './layers.js';
 import { buildMappingGraph } from './mapping.js';
 import {
   converterVersion,
+  directionsFile,
   mappingGraphFile,
   modelManifestFile,
   noiseConstFile,
   synthesisGraphFile,
   type ModelManifest,
 } from './model-manifest.js';
+import { computeDirections } from './directions.js';
 import { buildSynthesisGraph } from './synthesis.js';
 import { estimateWAvg } from './w-avg.js';
 
@@ -26,7 +28,7 @@ import { estimateWAvg } from './w-avg.js';
 export const modelNamePattern = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 export interface ConversionProgress {
-  stage: 'w_avg' | 'mapping' | 'synthesis' | 'noise' | 'write' | 'done';
+  stage: 'w_avg' | 'mapping' | 'synthesis' | 'noise' | 'directions' | 'write' | 'done';
   message: string;
 }
 
@@ -84,11 +86,18 @@ export async function writeModelFolder(weights: GeneratorWeights, options: Write
   progress({ stage: 'noise', message: 'collecting the stored noise maps' });
   const noiseBytes = noiseConstBytes(finalWeights);
 
+  progress({ stage: 'directions', message: 'computing closed-form directions (eigenvectors of the stacked style affines)' });
+  const directionSets = computeDirections(finalWeights);
+  const { wDim } = weights.arch;
+  const directionValues = new Float32Array(directionSets.length * wDim * wDim);
+  directionSets.forEach((set, i) => directionValues.set(set.vectors, i * wDim * wDim));
+
   const files = { mapping: mappingGraphFile, synthesis: synthesisGraphFile, noiseConst: noiseConstFile };
   const contents: Record<string, Uint8Array> = {
     [mappingGraphFile]: mappingBytes,
     [synthesisGraphFile]: synthesisBytes,
     [noiseConstFile]: noiseBytes,
+    [directionsFile]: littleEndianFloats(directionValues),
   };
   const fileSha256: Record<string, string> = {};
   for (const [file, bytes] of Object.entries(contents)) fileSha256[file] = createHash('sha256').update(bytes).digest('hex');
@@ -109,6 +118,16 @@ export async function writeModelFolder(weights: GeneratorWeights, options: Write
     wAvgSource: weights.wAvgSource,
     ...(weights.wAvgPerClass ? { wAvgPerClass: perClassRows(weights.wAvgPerClass, weights.arch.cDim, weights.arch.wDim) } : {}),
     noiseLayers: noiseLayers(weights.arch),
+    directions: {
+      file: directionsFile,
+      sets: directionSets.map((set, i) => ({
+        name: set.name,
+        layers: set.layers,
+        sources: set.sources,
+        eigenvalues: Array.from(set.eigenvalues),
+        offset: i * wDim * wDim,
+      })),
+    },
     files,
     fileSha256,
   };
@@ -119,7 +138,14 @@ export async function writeModelFolder(weights: GeneratorWeights, options: Write
   return manifest;
 }
 
-/** The `noise_const` maps concatenated in noise-layer order; zeros when the model has no noise. */
+function littleEndianFloats(values: Float32Array): Uint8Array {
+  const bytes = new Uint8Array(values.length * 4);
+  const view = new DataView(bytes.buffer);
+  for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i], true);
+  return bytes;
+}
+
+/** Concatenates the `noise_const` maps in noise-layer order (all zeros when the model has no noise). */
 export function noiseConstBytes(weights: GeneratorWeights): Uint8Array {
   const layers = noiseLayers(weights.arch);
   const total = layers.reduce((sum, layer) => sum + layer.resolution * layer.resolution, 0);

@@ -10,7 +10,7 @@ export const upsampleTaps1d = [1 / 8, 3 / 8, 3 / 8, 1 / 8];
 /** Gain of 2-D up-sampling by 2: the filter is scaled by up² = 4 so that the mean is kept. */
 export const upsampleGain = 4;
 
-/** The 2-D up-sampling filter `outer(taps, taps) · 4` as `[4, 4]` (row-major). */
+/** Returns the 2-D up-sampling filter `outer(taps, taps) · 4` as `[4, 4]` (row-major). */
 export function upsampleFilter2d(): Float64Array {
   const filter = new Float64Array(16);
   for (let y = 0; y < 4; y++) {

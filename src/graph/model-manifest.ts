@@ -13,6 +13,8 @@
  *   float32, nominally in [-1, 1]. The graph multiplies each noise map by its `noise_strength`.
  * - `noise_const.f32.bin`: the stored `noise_const` buffers, concatenated in `noiseLayers` order,
  *   little-endian float32; fed to the noise inputs for noise mode `const`.
+ * - `directions.f32.bin` (optional): closed-form semantic directions, one `[wDim, wDim]` block of
+ *   unit eigenvectors (rows, by descending eigenvalue) per set in `ModelManifest.directions`.
  */
 
 import type { GeneratorArchitecture, SourceFormat } from '../checkpoint/types.js';
@@ -24,6 +26,21 @@ export const modelManifestFile = 'model.json';
 export const mappingGraphFile = 'mapping.onnx';
 export const synthesisGraphFile = 'synthesis.onnx';
 export const noiseConstFile = 'noise_const.f32.bin';
+export const directionsFile = 'directions.f32.bin';
+
+/** One set of closed-form directions stored in `directions.f32.bin`. */
+export interface DirectionSetEntry {
+  /** `all`, `coarse`, `middle` or `fine`. */
+  name: string;
+  /** ws indices the set's layers read; edits with this set apply to these by default. */
+  layers: number[];
+  /** Synthesis layers whose affine weights were factorized, e.g. `b8.conv0`. */
+  sources: string[];
+  /** Eigenvalues of AᵀA, descending. */
+  eigenvalues: number[];
+  /** Offset of this set's `[wDim, wDim]` block in `directions.f32.bin`, in floats. */
+  offset: number;
+}
 
 /** One noise input of the synthesis graph. */
 export interface NoiseLayer {
@@ -58,6 +75,8 @@ export interface ModelManifest {
   /** Per-class truncation centres `[cDim][wDim]`, when the checkpoint has them. */
   wAvgPerClass?: number[][];
   noiseLayers: NoiseLayer[];
+  /** Closed-form directions; absent in folders written before they existed. */
+  directions?: { file: string; sets: DirectionSetEntry[] };
   files: {
     mapping: string;
     synthesis: string;

@@ -26,7 +26,7 @@ export const synthesisIo = { ws: 'ws', img: 'img' } as const;
 /** Symbolic batch size of the noise inputs, separate from `N` because a batch of 1 broadcasts. */
 const noiseBatchDim = 'noise_batch';
 
-/** How the up-sampling conv0 layers are expressed (see `upsampleConv`). */
+/** Form of the up-sampling conv0 layers in the graph (see `upsampleConv`). */
 export type UpsampleConvForm = 'two-step' | 'folded';
 
 export interface SynthesisGraphOptions {
@@ -61,7 +61,7 @@ export function buildSynthesisGraph(weights: GeneratorWeights, options: Synthesi
   return g.toBytes({ docString: 'StyleGAN2 synthesis network ws -> img (stylegan-serve)' });
 }
 
-/** One resolution block: (conv0,) conv1, and ToRGB added onto the up-sampled image (skip). */
+/** Builds one resolution block: (conv0,) conv1, and ToRGB added onto the up-sampled image (skip). */
 function synthesisBlock(
   g: GraphBuilder,
   weights: GeneratorWeights,
@@ -170,7 +170,7 @@ function upsampleConv(g: GraphBuilder, modulated: string, weight: Float32Array, 
   return g.node('Conv', [transposed, filter], { pads: [1, 1, 1, 1], group: outChannels }, { name: `${prefix}.conv` }); // [N, C_out, 2H, 2H]
 }
 
-/** The up-sampling FIR `f·4` repeated per channel, `[channels, 1, 4, 4]`. */
+/** Returns the up-sampling FIR `f·4` repeated per channel, `[channels, 1, 4, 4]`. */
 function depthwiseFilter(channels: number): Float32Array {
   const filter = upsampleFilter2d();
   const kernel = new Float32Array(channels * 16);

@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ImageResult, ImageSpec, JobOptions, ModelInfo } from '../runtime/contract.js';
+import type { LoadedDirectionSet } from '../runtime/directions.js';
 
 /** What the routes need from the runtime; `src/app.ts` passes the real inference service. */
 export interface ImageService {
@@ -18,6 +19,8 @@ export interface ImageService {
   generate(model: string, images: ImageSpec[], options: JobOptions): AsyncIterable<ImageResult>;
   /** Execution provider actually in use (`cpu` or `cuda`) and why. */
   provider(): { name: string; reason: string };
+  /** The model's closed-form direction sets, or undefined when its folder has none. */
+  directions(model: ModelInfo): Promise<LoadedDirectionSet[] | undefined>;
   /** prom-client registry holding the runtime metrics; the HTTP layer adds its request metrics to it. */
   readonly metricsRegistry: Registry;
 }

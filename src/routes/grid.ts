@@ -41,3 +41,19 @@ export function composeGrid(
   }
   return { image, height, width };
 }
+
+/** Lays `[C, R, R]` images side by side, left to right. */
+export function composeStrip(channels: number, resolution: number, images: Float32Array[]): FloatImage {
+  const height = resolution;
+  const width = images.length * resolution;
+  const image = new Float32Array(channels * height * width); // [C, H, W]
+  images.forEach((cell, k) => {
+    for (let ch = 0; ch < channels; ch++) {
+      for (let y = 0; y < resolution; y++) {
+        const src = (ch * resolution + y) * resolution;
+        image.set(cell.subarray(src, src + resolution), (ch * height + y) * width + k * resolution);
+      }
+    }
+  });
+  return { image, height, width };
+}

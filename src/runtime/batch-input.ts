@@ -1,6 +1,6 @@
 /**
  * Packs the images of one batch into the typed arrays the inference worker reads, and checks
- * `ImageSpec`s against a model at submission so the worker never sees a malformed row.
+ * `ImageSpec`s against a model at submission so the worker never receives a malformed row.
  */
 
 import type { ModelManifest } from '../graph/model-manifest.js';

@@ -14,9 +14,9 @@ export interface SchedulerConfig {
   maxQueueDelayMs: number;
   /** Most images waiting in the queue over all models; `submit` beyond it throws QueueFullError. */
   maxQueuedImages: number;
-  /** Deadline of a job that asks for none, in ms after submission. */
+  /** Deadline of a job that requests none, in ms after submission. */
   defaultTimeoutMs: number;
-  /** Longest deadline a job may ask for, in ms after submission; longer ones are cut to this. */
+  /** Maximum deadline a job may request, in ms after submission. Longer ones are cut to this. */
   maxTimeoutMs: number;
 }
 
@@ -114,7 +114,7 @@ export function batchBuckets(maxBatch: number): number[] {
   return buckets;
 }
 
-/** Smallest bucket that holds `count` images (`count` <= maxBatch). */
+/** Returns the smallest bucket that fits `count` images (`count` <= maxBatch). */
 export function bucketFor(count: number, maxBatch: number): number {
   for (const size of batchBuckets(maxBatch)) if (size >= count) return size;
   throw new RangeError(`batch of ${count} images exceeds maxBatch ${maxBatch}`);

@@ -37,7 +37,10 @@ export interface JobOptions {
   signal?: AbortSignal;
 }
 
-/** One finished image, delivered in index order. */
+/**
+ * One finished image, delivered as soon as its batch finishes: in index order with one worker, but
+ * with several workers batches can finish out of order, so read `index`.
+ */
 export interface ImageResult {
   /** Index into the job's `ImageSpec` list. */
   index: number;

@@ -130,7 +130,7 @@ function buildNoise(m: ModelSessions, batch: BatchInput): Record<string, Tensor>
   return feeds;
 }
 
-/** A copy of the first `length` floats unless they already fill their own buffer. */
+/** Returns `data` when its `length` floats fill its whole buffer, else a copy of them (so it can be transferred). */
 function ownBuffer(data: Float32Array, length: number): Float32Array {
   if (data.byteOffset === 0 && data.length === length && data.buffer.byteLength === length * 4) return data;
   return data.slice(0, length);

@@ -144,9 +144,9 @@ export class ModelRegistry {
   /** Loads `names` (every model folder when empty); throws on the first invalid one. */
   static async load(modelsDir: string, names: readonly string[]): Promise<ModelRegistry> {
     const registry = new ModelRegistry();
-    const wanted = names.length > 0 ? names : await listModelFolders(modelsDir);
-    if (wanted.length === 0) throw new Error(`no models found in ${resolve(modelsDir)}: convert one or run the sample-model command`);
-    for (const name of wanted) registry.models.set(name, await loadModel(modelsDir, name));
+    const requested = names.length > 0 ? names : await listModelFolders(modelsDir);
+    if (requested.length === 0) throw new Error(`no models found in ${resolve(modelsDir)}: convert one or run the sample-model command`);
+    for (const name of requested) registry.models.set(name, await loadModel(modelsDir, name));
     return registry;
   }
 
@@ -154,12 +154,12 @@ export class ModelRegistry {
     return [...this.models.values()];
   }
 
-  /** The model called `name`, or undefined; invalid names are never looked up. */
+  /** Looks up `name`; returns undefined for unknown names and for names that fail `modelNamePattern`. */
   get(name: string): LoadedModel | undefined {
     return modelNamePattern.test(name) ? this.models.get(name) : undefined;
   }
 
-  /** The model called `name`; throws ModelNotFoundError naming the loaded models otherwise. */
+  /** Returns the model called `name`, or throws ModelNotFoundError naming the loaded models. */
   require(name: string): LoadedModel {
     assertModelName(name);
     const model = this.models.get(name);

@@ -2,11 +2,16 @@
  * The batched request scheduler. It counts images, not requests: the images of every job for one
  * model share batches, in round-robin order across jobs (interactive jobs first), so a long job
  * cannot starve a short one submitted after it. Each batch is padded to a bucket size (powers of two
- * up to maxBatch) so ONNX Runtime sees few shapes.
+ * up to maxBatch), so ONNX Runtime runs only a few input shapes.
  *
  * Deadlines and cancellation act on a timer and an abort listener, not between batches: queued
  * images leave the queue at once and results of images already in a batch are dropped. A running
  * batch cannot be stopped (the ONNX Runtime Node binding has no run termination).
+ *
+ * A worker takes the next batch the moment it reports the previous one: the scheduler forms and
+ * posts it before delivering the finished results, so the worker idles for one message round trip.
+ * Batches are not formed further ahead, because images locked into a waiting batch could no longer
+ * be cancelled, expire, or give way to interactive work that arrives meanwhile.
  */
 
 import type { Logger } from '../log.js';
@@ -77,9 +82,9 @@ export class Scheduler {
   }
 
   /**
-   * Queues the images of one request and returns the job to read results from, each as soon as its
-   * batch finishes (not necessarily in index order; each result carries its index). Throws
-   * synchronously: UnavailableError while draining, ModelNotFoundError, InvalidInputError,
+   * Queues the images of one request and returns the job to read results from. Each result comes as
+   * soon as its batch finishes and carries its index, because index order is not guaranteed.
+   * Throws synchronously: UnavailableError while draining, ModelNotFoundError, InvalidInputError,
    * CancelledError for an aborted signal, DeadlineExceededError for a past deadline, QueueFullError.
    */
   submit(modelName: string, images: readonly ImageSpec[], opts: JobOptions): Job {
@@ -95,11 +100,11 @@ export class Scheduler {
 
     const max = this.config.maxQueuedImages;
     if (images.length > max) {
-      throw new InvalidInputError(`the request has ${images.length} images, more than the queue holds (maxQueuedImages ${max}); split it into smaller requests`);
+      throw new InvalidInputError(`the request has ${images.length} images, more than maxQueuedImages (${max}) allows; split it into smaller requests`);
     }
     if (this.queuedImages + images.length > max) {
       const retryAfterSeconds = this.estimateRetryAfterSeconds(this.queuedImages + images.length - max);
-      throw new QueueFullError(`the queue holds ${this.queuedImages} of at most ${max} images and cannot take ${images.length} more; retry in ${retryAfterSeconds} s`, retryAfterSeconds);
+      throw new QueueFullError(`the queue is full: it contains ${this.queuedImages} of at most ${max} images and cannot take ${images.length} more; retry in ${retryAfterSeconds} s`, retryAfterSeconds);
     }
 
     const job = new Job(this.nextJobId++, model, [...images], opts.requestId, opts.priority, deadlineMs, performance.now(), (j) =>

@@ -4,8 +4,8 @@
  * doubles, and the legacy polar (Marsaglia) Gaussian that caches its second value.
  *
  * The float64 values can differ from numpy's by a few ulp because V8's `Math.log` is not glibc's
- * `log`, but after the float32 cast that the mapping network applies they match (checked against
- * numpy's output for seeds 0, 1, 42, 85, 4294967295 in test/runtime/seeds.test.ts).
+ * `log`. After the float32 cast that the mapping network applies they match numpy's output, which
+ * test/runtime/seeds.test.ts checks for seeds 0, 1, 42, 85, 123 and 4294967295.
  */
 
 /** Largest seed numpy's `RandomState` accepts: seeds are unsigned 32-bit integers. */
@@ -21,9 +21,9 @@ const twoPow26 = 67_108_864;
 const twoPow53 = 9_007_199_254_740_992;
 
 /** Throws a RangeError unless `seed` is an integer in [0, 2^32 - 1]. */
-export function assertSeed(seed: number, what = 'seed'): void {
+export function assertSeed(seed: number, label = 'seed'): void {
   if (!Number.isInteger(seed) || seed < 0 || seed > maxSeed) {
-    throw new RangeError(`invalid ${what} ${seed}: expected an integer in [0, ${maxSeed}]`);
+    throw new RangeError(`invalid ${label} ${seed}: expected an integer in [0, ${maxSeed}]`);
   }
 }
 

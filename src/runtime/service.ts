@@ -1,7 +1,7 @@
 /**
  * The inference service: the one object the HTTP layer uses. `start()` loads and validates the
  * models, starts the worker threads (which open the ONNX Runtime sessions) and warms up every batch
- * size; `generate()` queues images with the scheduler and returns their results as they finish.
+ * size. `generate()` queues images with the scheduler and returns their results as they finish.
  */
 
 import type { Registry } from 'prom-client';

@@ -33,11 +33,11 @@ function sessionOptions(config: SessionConfig, provider: ProviderName): Inferenc
  * provider it settled on as `fixed`, so all sessions of a worker use the same one.
  */
 export async function openSession(path: string, config: SessionConfig, fixed?: ProviderName): Promise<OpenedSession> {
-  const wanted = fixed ?? config.executionProvider;
-  if (wanted === 'cpu') {
+  const requested = fixed ?? config.executionProvider;
+  if (requested === 'cpu') {
     return { session: await InferenceSession.create(path, sessionOptions(config, 'cpu')), provider: 'cpu', reason: fixed ? 'same provider as the first session' : 'configured cpu' };
   }
-  if (wanted === 'cuda') {
+  if (requested === 'cuda') {
     try {
       return { session: await InferenceSession.create(path, sessionOptions(config, 'cuda')), provider: 'cuda', reason: 'configured cuda' };
     } catch (err) {

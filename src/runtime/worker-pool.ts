@@ -1,6 +1,6 @@
 /**
  * Starts and supervises the inference worker threads. Each worker loads every model's sessions and
- * runs one batch at a time; the scheduler asks for an idle worker and hands it a batch. A worker that
+ * runs one batch at a time. The scheduler hands each batch to an idle worker. A worker that
  * exits unexpectedly fails its in-flight batch with an InferenceError and is replaced.
  */
 
@@ -181,7 +181,7 @@ export class WorkerPool {
   private settle(slot: WorkerSlot, message: Extract<FromWorker, { type: 'result' | 'error' }>): void {
     const pending = slot.pending;
     if (!pending || pending.id !== message.id) {
-      this.logger.error({ worker: slot.index, batch: message.id }, 'inference worker answered a batch that is not in flight');
+      this.logger.error({ worker: slot.index, batch: message.id }, 'inference worker returned a result for a batch that is not in flight; ignoring it');
       return;
     }
     slot.pending = undefined;

@@ -6,7 +6,7 @@
 
 import type { SessionConfig } from './config.js';
 
-/** What the worker needs to open one model's sessions. */
+/** Paths and shapes the worker needs to open one model's sessions. */
 export interface WorkerModelSpec {
   name: string;
   mappingPath: string;

@@ -172,25 +172,33 @@ export function legacyTorchHeader(): Uint8Array {
   return concat([Uint8Array.from(magic), Uint8Array.from(protocol), sysInfo]);
 }
 
-/**
- * A legacy torch.save file holding one float32 tensor of `numel` elements whose storage header
- * claims `numel` elements while the file carries only `dataBytes` bytes of data.
- */
+/** The persistent id of float32 storage '0' with `numel` elements, followed by BINPERSID. */
+function storagePid(p: PickleBuilder, numel: number): PickleBuilder {
+  return p.mark().str('storage').global('torch', 'FloatStorage').str('0').str('cpu').raw(0x8a, 0x08).u64(BigInt(numel)).none().tuple().raw(0x51);
+}
+
+/** Legacy torch.save bytes of `objectPickle` plus storage '0' claiming `numel` elements but carrying `dataBytes`. */
+function legacyTorchFile(objectPickle: Uint8Array, numel: number, dataBytes: number): Uint8Array {
+  const keys = new PickleBuilder().proto(2).raw(0x5d).str('0').raw(0x61).stop().build();
+  const count = new PickleBuilder().u64(BigInt(numel)).build();
+  return concat([legacyTorchHeader(), objectPickle, keys, count, new Uint8Array(dataBytes)]);
+}
+
+/** A legacy torch.save file of one float32 tensor whose storage claims `numel` elements. */
 export function legacyTorchTensorFile(numel: number, dataBytes: number): Uint8Array {
-  const object = new PickleBuilder().proto(2)
-    .global('torch._utils', '_rebuild_tensor_v2')
-    .mark()
-    .mark().str('storage').global('torch', 'FloatStorage').str('0').str('cpu').raw(0x8a, 0x08).u64(BigInt(numel)).none().tuple()
-    .raw(0x51) // BINPERSID
+  const object = storagePid(new PickleBuilder().proto(2).global('torch._utils', '_rebuild_tensor_v2').mark(), numel)
     .int(0)
     .mark().raw(0x8a, 0x08).u64(BigInt(numel)).tuple()
     .mark().int(1).tuple()
     .raw(0x89) // NEWFALSE
     .global('collections', 'OrderedDict').raw(0x29).reduce()
     .tuple().reduce().stop().build();
-  const keys = new PickleBuilder().proto(2).raw(0x5d).str('0').raw(0x61).stop().build();
-  const count = new PickleBuilder().u64(BigInt(numel)).build();
-  return concat([legacyTorchHeader(), object, keys, count, new Uint8Array(dataBytes)]);
+  return legacyTorchFile(object, numel, dataBytes);
+}
+
+/** A legacy torch.save file of one bare float32 storage, as `torch.storage._load_from_bytes` reads. */
+export function legacyTorchStorageFile(numel: number, dataBytes: number): Uint8Array {
+  return legacyTorchFile(storagePid(new PickleBuilder().proto(2), numel).stop().build(), numel, dataBytes);
 }
 
 /** Deterministic pseudo-random bytes (xorshift32), so failures reproduce. */

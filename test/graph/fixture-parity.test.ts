@@ -37,6 +37,7 @@ const fixtureModels = [
   ['sg3-stylegan2-32', 'sg3-stylegan2-32.pkl'],
   ['ada-clamp-32', 'ada-clamp-32.pkl'],
   ['rosi-tiny-32', 'rosi-tiny-32.pt'],
+  ['rosi-tiny-32', 'rosi-tiny-32.legacy-format.pt'],
   ['tf-tiny-32', 'tf-tiny-32.pkl'],
   ['tf-tiny-32-v5', 'tf-tiny-32-v5.pkl'],
 ] as const;
@@ -49,7 +50,7 @@ function readF32(folder: string, file: string): Float32Array {
   return out;
 }
 
-/** The stored noise maps, one `[R·R]` array per noise layer, as the converter writes them. */
+/** Returns the stored noise maps, one `[R·R]` array per noise layer, as the converter writes them. */
 function constNoise(weights: GeneratorWeights): Float32Array[] {
   const bytes = noiseConstBytes(weights);
   const all = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
@@ -62,7 +63,7 @@ function zeroNoise(weights: GeneratorWeights): Float32Array[] {
 
 describe('fixture parity', () => {
   for (const [folder, checkpointFile] of fixtureModels) {
-    it(`${folder} mapping, synthesis, mixing and interpolation`, async () => {
+    it(`${checkpointFile} matches reference outputs`, async () => {
       const manifest = JSON.parse(readFileSync(path.join(fixturesDir, folder, 'manifest.json'), 'utf8')) as { cases: FixtureCase[] };
       const weights = await readCheckpoint(new Uint8Array(readFileSync(path.join(fixturesDir, folder, checkpointFile))));
       const { arch } = weights;
