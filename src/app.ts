@@ -1,6 +1,6 @@
 /**
  * Assembles the Hono app: middleware (request id, logging, metrics, auth, body limit), the routes,
- * the OpenAPI document and the error handlers. It holds no route logic itself.
+ * the OpenAPI document and the error handlers. It contains no route logic itself.
  */
 
 import { randomUUID } from 'node:crypto';
@@ -17,7 +17,7 @@ import { healthPaths, registerHealth } from './routes/health.js';
 import { registerInterpolate } from './routes/interpolate.js';
 import { registerMix } from './routes/mix.js';
 import { registerModels } from './routes/models.js';
-import { HttpProblem, problemResponse } from './routes/problem.js';
+import { HttpProblem, problemResponse, type ProblemKind } from './routes/problem.js';
 import { toHttpProblem } from './routes/runtime-errors.js';
 
 export interface AppOptions {
@@ -106,7 +106,7 @@ export function registerRoutes(app: OpenAPIHono<AppEnv>): void {
   registerEdit(app);
 }
 
-/** The OpenAPI 3.1 document of every route, built without starting anything. */
+/** Builds the OpenAPI 3.1 document of every route without starting anything. */
 export function openApiDocument() {
   const app = new OpenAPIHono<AppEnv>();
   registerRoutes(app);
@@ -157,9 +157,14 @@ export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
   app.notFound((c) => problemResponse(c, new HttpProblem(404, 'not-found', `no route for ${c.req.method} ${c.req.path}`)));
   app.onError((err, c) => {
     if (err instanceof HTTPException) {
-      const kind = err.status === 415 ? 'unsupported-media-type' : err.status === 413 ? 'payload-too-large' : 'bad-request';
-      const detail =
-        err.status === 415 ? 'expected Content-Type: application/json' : err.message || 'malformed request';
+      let kind: ProblemKind = 'bad-request';
+      let detail = err.message || 'malformed request';
+      if (err.status === 415) {
+        kind = 'unsupported-media-type';
+        detail = 'expected Content-Type: application/json';
+      } else if (err.status === 413) {
+        kind = 'payload-too-large';
+      }
       return problemResponse(c, new HttpProblem(err.status, kind, detail));
     }
     const problem = toHttpProblem(err);

@@ -172,7 +172,7 @@ export function loadServerConfig(flags: Record<string, string | undefined>, env:
   return config;
 }
 
-/** The configuration with secrets replaced, for the start-up log. */
+/** Returns the configuration with secrets replaced, for the start-up log. */
 export function redactConfig(config: ServerConfig): Record<string, unknown> {
   const shown: Record<string, unknown> = { ...config };
   for (const [key, spec] of Object.entries(settingSpecs) as [string, SettingSpec][]) {

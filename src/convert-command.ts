@@ -23,10 +23,10 @@ function progress(message: string): void {
 async function download(url: string): Promise<Uint8Array> {
   const response = await fetch(url, { redirect: 'follow' });
   if (!response.ok || !response.body) {
-    throw new Error(`download failed: ${url} answered HTTP ${response.status} ${response.statusText}`);
+    throw new Error(`download failed: ${url} returned HTTP ${response.status} ${response.statusText}`);
   }
   const total = Number(response.headers.get('content-length') ?? 0);
-  if (total > maxCheckpointBytes) throw new Error(`download refused: ${url} is ${total} bytes, over the ${maxCheckpointBytes}-byte limit`);
+  if (total > maxCheckpointBytes) throw new Error(`download rejected: ${url} is ${total} bytes, over the ${maxCheckpointBytes}-byte limit`);
   const chunks: Uint8Array[] = [];
   let received = 0;
   let nextReport = 0.1;

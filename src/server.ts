@@ -63,7 +63,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     },
   });
 
-  // Listen before the models are warm, so liveness answers and readiness reports "starting".
+  // Listen before the models are warm, so liveness responds and readiness reports "starting".
   const server: ServerType = await new Promise((resolvePromise) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolvePromise(s));
   });

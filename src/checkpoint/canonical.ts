@@ -21,7 +21,7 @@ export function blockLayers(arch: GeneratorArchitecture, resolution: number): { 
   return { convs, torgb: arch.architecture === 'skip' || resolution === arch.resolution };
 }
 
-/** Every canonical tensor name with its shape, as stylegan2-ada-pytorch's G_ema state dict has them. */
+/** Lists every canonical tensor name with its shape, as in stylegan2-ada-pytorch's G_ema state dict. */
 export function expectedTensorShapes(arch: GeneratorArchitecture): Map<string, number[]> {
   const shapes = new Map<string, number[]>();
   const { wDim, zDim, cDim, embedFeatures, mappingLayers, mappingFeatures, channels, imgChannels } = arch;

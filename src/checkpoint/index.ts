@@ -1,6 +1,7 @@
 /**
- * Entry point of the checkpoint readers: detects the format from the bytes (never from the file
- * name) and returns the canonical weight set of types.ts. Every failure is a `CheckpointError`.
+ * Entry point of the checkpoint readers: detects the format from the bytes and returns the
+ * canonical weight set of types.ts. The file name only sharpens error messages. Every failure is a
+ * `CheckpointError`.
  */
 
 import { CheckpointError, supportedFormatsText } from './errors.js';
@@ -32,8 +33,9 @@ function isPickleWithProto(bytes: Uint8Array): boolean {
 }
 
 /**
- * ONNX ModelProto: field 1 (ir_version, varint) first, as every ONNX writer emits it, followed by
- * another ModelProto field tag. A heuristic, used only to give a better message.
+ * Recognises an ONNX ModelProto that starts with field 1 (ir_version, a varint) followed by another
+ * ModelProto field tag, where serializers that write fields in field-number order put them. A
+ * heuristic, used only to give a better message.
  */
 function looksLikeOnnx(bytes: Uint8Array, fileName?: string): boolean {
   if (fileName?.toLowerCase().endsWith('.onnx')) return true;

@@ -5,8 +5,8 @@
  * The snapshot is a dict `{G, D, G_ema, augment_pipe, training_set_kwargs}`; every network module is
  * `_reconstruct_persistent_obj(meta)` with `meta.state` holding the module's `__dict__`
  * (`_parameters`, `_buffers`, `_modules`, `_init_kwargs` and plain attributes). `meta.module_src`
- * holds Python source that the reference loader executes; we never read or run it and take the
- * architecture from the state and the tensor shapes instead.
+ * contains Python source that the reference loader executes. We never read or run it: the
+ * architecture comes from the state and the tensor shapes.
  */
 
 import { checkCanonicalTensors, isPowerOfTwoResolution, missingWAvgWarning, numWsFor } from './canonical.js';
@@ -54,7 +54,7 @@ function reconstructPersistentObj([meta]: unknown[]): PersistentModule {
 
 const easyDict = { call: () => new Map(), construct: () => new Map() };
 
-/** The globals an NVlabs network pickle may reference; everything else is rejected. */
+/** Returns the allowlist of an NVlabs network pickle; every other global is rejected. */
 export function nvlabsGlobals(): PickleGlobal[] {
   const objectMarker = new PickleGlobal('builtins.object');
   return [
@@ -106,7 +106,7 @@ function collectTensors(module: PersistentModule, prefix: string, out: Map<strin
   }
 }
 
-/** The single value of `attr` across layers, or an error naming the disagreement. */
+/** Returns the one value shared by all layers, or throws naming the values that differ. */
 function uniform<T>(values: T[], what: string): T {
   const distinct = [...new Set(values)];
   if (distinct.length !== 1) {

@@ -14,51 +14,10 @@
  */
 
 import { CheckpointError } from './errors.js';
+import { PickleInput } from './pickle-input.js';
+import { PickleGlobal, PyObject } from './pickle-objects.js';
 
-export interface PickleGlobalHandlers {
-  /** REDUCE: `callable(*args)`. */
-  readonly call?: (args: unknown[]) => unknown;
-  /** NEWOBJ / NEWOBJ_EX: `cls.__new__(cls, *args, **kwargs)`. */
-  readonly construct?: (args: unknown[], kwargs: Map<unknown, unknown>) => unknown;
-}
-
-/** A global resolved through the allowlist. Without `call` or `construct` it is an inert marker. */
-export class PickleGlobal {
-  readonly module: string;
-  readonly name: string;
-  readonly call?: PickleGlobalHandlers['call'];
-  readonly construct?: PickleGlobalHandlers['construct'];
-
-  /** `qualifiedName` is `module.name`, e.g. `collections.OrderedDict`. */
-  constructor(qualifiedName: string, handlers: PickleGlobalHandlers = {}) {
-    const dot = qualifiedName.lastIndexOf('.');
-    this.module = qualifiedName.slice(0, dot);
-    this.name = qualifiedName.slice(dot + 1);
-    this.call = handlers.call;
-    this.construct = handlers.construct;
-  }
-
-  get qualifiedName(): string {
-    return `${this.module}.${this.name}`;
-  }
-}
-
-/**
- * An instance of an allowlisted class (NEWOBJ or a REDUCE handler). BUILD stores the state;
- * subclasses override `setState` to interpret it.
- */
-export class PyObject {
-  state: unknown = undefined;
-
-  constructor(
-    readonly className: string,
-    readonly args: unknown[] = [],
-  ) {}
-
-  setState(state: unknown): void {
-    this.state = state;
-  }
-}
+export { PickleGlobal, PyObject, type PickleGlobalHandlers } from './pickle-objects.js';
 
 export interface UnpickleOptions {
   /** Allowlist: returns the handler for `module.name`, or undefined to reject the global. */
@@ -88,10 +47,8 @@ export interface UnpickleResult {
 const defaultMaxMarkDepth = 1_000;
 const defaultMaxStackItems = 100_000;
 const defaultMaxLongBytes = 1_024;
-const maxTextLineBytes = 256;
 const highestProtocol = 5;
 
-const latin1Decoder = new TextDecoder('latin1');
 const utf8Decoder = new TextDecoder('utf-8');
 
 /** Unpickles one pickle starting at `options.offset`. */
@@ -112,38 +69,38 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): UnpickleR
 
 class PickleMachine {
   readonly context: string;
-  opcodeOffset = 0;
-  private pos: number;
+  private readonly input: PickleInput;
   private stack: unknown[] = [];
   private readonly metastack: unknown[][] = [];
   private stackedItems = 0;
   private readonly memo = new Map<number, unknown>();
   private protocol = 0;
-  private readonly view: DataView;
   private readonly maxMarkDepth: number;
   private readonly maxStackItems: number;
   private readonly maxLongBytes: number;
 
   constructor(
-    private readonly bytes: Uint8Array,
+    bytes: Uint8Array,
     private readonly options: UnpickleOptions,
   ) {
-    this.pos = options.offset ?? 0;
     this.context = options.context ?? 'pickle';
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.input = new PickleInput(bytes, options.offset ?? 0, this.context);
     this.maxMarkDepth = options.maxMarkDepth ?? defaultMaxMarkDepth;
     this.maxStackItems = options.maxStackItems ?? defaultMaxStackItems;
     this.maxLongBytes = options.maxLongBytes ?? defaultMaxLongBytes;
   }
 
+  get opcodeOffset(): number {
+    return this.input.opcodeOffset;
+  }
+
   run(): UnpickleResult {
     for (;;) {
-      this.opcodeOffset = this.pos;
-      const op = this.readUint8();
+      const op = this.input.opcode();
       if (op === 0x2e) {
         // STOP
         const value = this.pop();
-        return { value, end: this.pos, protocol: this.protocol };
+        return { value, end: this.input.pos, protocol: this.protocol };
       }
       this.step(op);
     }
@@ -151,69 +108,6 @@ class PickleMachine {
 
   private fail(code: 'invalid_structure' | 'too_large' | 'truncated' | 'unsupported_format', what: string): never {
     throw new CheckpointError(code, `Invalid ${this.context} at byte offset ${this.opcodeOffset}: ${what}`);
-  }
-
-  // ---- input -------------------------------------------------------------------------------
-
-  private need(length: number | bigint, what: string): number {
-    const remaining = this.bytes.length - this.pos;
-    if (typeof length === 'bigint' ? length > BigInt(remaining) : length > remaining) {
-      throw new CheckpointError(
-        'truncated',
-        `Truncated ${this.context}: ${what} at byte offset ${this.opcodeOffset} declares ${length} bytes ` +
-          `but only ${remaining} remain in the input`,
-      );
-    }
-    return Number(length);
-  }
-
-  private readUint8(): number {
-    this.need(1, 'opcode or argument');
-    return this.bytes[this.pos++];
-  }
-
-  private readBytes(length: number | bigint, what: string): Uint8Array {
-    const n = this.need(length, what);
-    const out = this.bytes.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return out;
-  }
-
-  private readUint16(): number {
-    this.need(2, 'BININT2');
-    const v = this.view.getUint16(this.pos, true);
-    this.pos += 2;
-    return v;
-  }
-
-  private readUint32(what: string): number {
-    this.need(4, what);
-    const v = this.view.getUint32(this.pos, true);
-    this.pos += 4;
-    return v;
-  }
-
-  private readInt32(what: string): number {
-    this.need(4, what);
-    const v = this.view.getInt32(this.pos, true);
-    this.pos += 4;
-    return v;
-  }
-
-  private readUint64(what: string): bigint {
-    this.need(8, what);
-    const v = this.view.getBigUint64(this.pos, true);
-    this.pos += 8;
-    return v;
-  }
-
-  private readLine(): string {
-    const end = this.bytes.indexOf(0x0a, this.pos);
-    if (end < 0) this.fail('truncated', 'text argument without a terminating newline');
-    if (end - this.pos > maxTextLineBytes) this.fail('too_large', `text argument longer than ${maxTextLineBytes} bytes`);
-    const line = latin1Decoder.decode(this.bytes.subarray(this.pos, end));
-    this.pos = end + 1;
-    return line;
   }
 
   // ---- stack -------------------------------------------------------------------------------
@@ -386,15 +280,15 @@ class PickleMachine {
   private step(op: number): void {
     switch (op) {
       case 0x80: { // PROTO
-        this.protocol = this.readUint8();
+        this.protocol = this.input.u8();
         if (this.protocol > highestProtocol) {
           this.fail('unsupported_format', `pickle protocol ${this.protocol} (protocols 0-${highestProtocol} are supported)`);
         }
         return;
       }
       case 0x95: { // FRAME: frames only group opcodes, so the length is checked and skipped.
-        const length = this.readUint64('FRAME');
-        this.need(length, 'FRAME');
+        const length = this.input.u64('FRAME');
+        this.input.need(length, 'FRAME');
         return;
       }
       case 0x28: return this.mark(); // MARK
@@ -409,49 +303,44 @@ class PickleMachine {
       case 0x4e: return this.push(null); // NONE
       case 0x88: return this.push(true); // NEWTRUE
       case 0x89: return this.push(false); // NEWFALSE
-      case 0x4a: return this.push(this.readInt32('BININT')); // BININT
-      case 0x4b: return this.push(this.readUint8()); // BININT1
-      case 0x4d: return this.push(this.readUint16()); // BININT2
-      case 0x8a: return this.push(this.decodeLong(this.readBytes(this.readUint8(), 'LONG1'))); // LONG1
+      case 0x4a: return this.push(this.input.i32('BININT')); // BININT
+      case 0x4b: return this.push(this.input.u8()); // BININT1
+      case 0x4d: return this.push(this.input.u16()); // BININT2
+      case 0x8a: return this.push(this.decodeLong(this.input.bytes(this.input.u8(), 'LONG1'))); // LONG1
       case 0x8b: { // LONG4
-        const n = this.readInt32('LONG4');
+        const n = this.input.i32('LONG4');
         if (n < 0) this.fail('invalid_structure', `LONG4 with negative length ${n}`);
         if (n > this.maxLongBytes) this.fail('too_large', `integer of ${n} bytes (the limit is ${this.maxLongBytes})`);
-        return this.push(this.decodeLong(this.readBytes(n, 'LONG4')));
+        return this.push(this.decodeLong(this.input.bytes(n, 'LONG4')));
       }
       case 0x49: { // INT (text); "01"/"00" are protocol 0's True/False
-        const line = this.readLine();
+        const line = this.input.line();
         if (line === '01') return this.push(true);
         if (line === '00') return this.push(false);
         return this.push(this.parseDecimal(line, 'INT'));
       }
-      case 0x4c: return this.push(this.parseDecimal(this.readLine(), 'LONG')); // LONG (text)
-      case 0x47: { // BINFLOAT: big-endian float64
-        this.need(8, 'BINFLOAT');
-        const v = this.view.getFloat64(this.pos, false);
-        this.pos += 8;
-        return this.push(v);
-      }
+      case 0x4c: return this.push(this.parseDecimal(this.input.line(), 'LONG')); // LONG (text)
+      case 0x47: return this.push(this.input.f64BigEndian()); // BINFLOAT
       case 0x46: { // FLOAT (text)
-        const line = this.readLine();
+        const line = this.input.line();
         const v = Number(line);
         if (Number.isNaN(v) && !/^[+-]?nan$/i.test(line)) this.fail('invalid_structure', `FLOAT argument ${JSON.stringify(line)}`);
         return this.push(v);
       }
 
-      case 0x58: return this.push(utf8Decoder.decode(this.readBytes(this.readUint32('BINUNICODE'), 'BINUNICODE')));
-      case 0x8c: return this.push(utf8Decoder.decode(this.readBytes(this.readUint8(), 'SHORT_BINUNICODE')));
-      case 0x8d: return this.push(utf8Decoder.decode(this.readBytes(this.readUint64('BINUNICODE8'), 'BINUNICODE8')));
+      case 0x58: return this.push(utf8Decoder.decode(this.input.bytes(this.input.u32('BINUNICODE'), 'BINUNICODE')));
+      case 0x8c: return this.push(utf8Decoder.decode(this.input.bytes(this.input.u8(), 'SHORT_BINUNICODE')));
+      case 0x8d: return this.push(utf8Decoder.decode(this.input.bytes(this.input.u64('BINUNICODE8'), 'BINUNICODE8')));
       case 0x54: { // BINSTRING
-        const n = this.readInt32('BINSTRING');
+        const n = this.input.i32('BINSTRING');
         if (n < 0) this.fail('invalid_structure', `BINSTRING with negative length ${n}`);
-        return this.push(latin1Decoder.decode(this.readBytes(n, 'BINSTRING')));
+        return this.push(this.input.latin1(this.input.bytes(n, 'BINSTRING')));
       }
-      case 0x55: return this.push(latin1Decoder.decode(this.readBytes(this.readUint8(), 'SHORT_BINSTRING')));
-      case 0x42: return this.push(this.readBytes(this.readUint32('BINBYTES'), 'BINBYTES'));
-      case 0x43: return this.push(this.readBytes(this.readUint8(), 'SHORT_BINBYTES'));
-      case 0x8e: return this.push(this.readBytes(this.readUint64('BINBYTES8'), 'BINBYTES8'));
-      case 0x96: return this.push(this.readBytes(this.readUint64('BYTEARRAY8'), 'BYTEARRAY8'));
+      case 0x55: return this.push(this.input.latin1(this.input.bytes(this.input.u8(), 'SHORT_BINSTRING')));
+      case 0x42: return this.push(this.input.bytes(this.input.u32('BINBYTES'), 'BINBYTES'));
+      case 0x43: return this.push(this.input.bytes(this.input.u8(), 'SHORT_BINBYTES'));
+      case 0x8e: return this.push(this.input.bytes(this.input.u64('BINBYTES8'), 'BINBYTES8'));
+      case 0x96: return this.push(this.input.bytes(this.input.u64('BYTEARRAY8'), 'BYTEARRAY8'));
 
       case 0x29: return this.push([]); // EMPTY_TUPLE
       case 0x85: return this.push([this.pop()]); // TUPLE1
@@ -502,17 +391,17 @@ class PickleMachine {
       }
       case 0x91: return this.push(new Set(this.popMark())); // FROZENSET
 
-      case 0x71: return this.memoPut(this.readUint8()); // BINPUT
-      case 0x72: return this.memoPut(this.readUint32('LONG_BINPUT')); // LONG_BINPUT
+      case 0x71: return this.memoPut(this.input.u8()); // BINPUT
+      case 0x72: return this.memoPut(this.input.u32('LONG_BINPUT')); // LONG_BINPUT
       case 0x94: return this.memoPut(this.memo.size); // MEMOIZE
-      case 0x70: return this.memoPut(this.memoIndex(this.readLine())); // PUT
-      case 0x68: return this.memoGet(this.readUint8()); // BINGET
-      case 0x6a: return this.memoGet(this.readUint32('LONG_BINGET')); // LONG_BINGET
-      case 0x67: return this.memoGet(this.memoIndex(this.readLine())); // GET
+      case 0x70: return this.memoPut(this.memoIndex(this.input.line())); // PUT
+      case 0x68: return this.memoGet(this.input.u8()); // BINGET
+      case 0x6a: return this.memoGet(this.input.u32('LONG_BINGET')); // LONG_BINGET
+      case 0x67: return this.memoGet(this.memoIndex(this.input.line())); // GET
 
       case 0x63: { // GLOBAL
-        const module = this.readLine();
-        const name = this.readLine();
+        const module = this.input.line();
+        const name = this.input.line();
         return this.resolveGlobal(module, name);
       }
       case 0x93: { // STACK_GLOBAL
@@ -537,7 +426,7 @@ class PickleMachine {
       }
       case 0x62: return this.build(); // BUILD
       case 0x51: return this.persistentLoad(this.pop()); // BINPERSID
-      case 0x50: return this.persistentLoad(this.readLine()); // PERSID
+      case 0x50: return this.persistentLoad(this.input.line()); // PERSID
 
       case 0x97: return this.rejectOpcode(op, 'NEXT_BUFFER', 'out-of-band buffers are not part of any checkpoint format');
       case 0x98: return this.rejectOpcode(op, 'READONLY_BUFFER', 'out-of-band buffers are not part of any checkpoint format');

@@ -26,7 +26,7 @@ const format = 'rosinality checkpoint';
 /** rosinality's `lr_mlp` default; the state dict does not store it. */
 const rosinalityMappingLrMultiplier = 0.01;
 
-/** The globals a rosinality checkpoint may reference; everything else is rejected. */
+/** Returns the allowlist of a rosinality checkpoint; every other global is rejected. */
 export function rosinalityGlobals(): PickleGlobal[] {
   return [
     ...torchTensorGlobals(),
@@ -64,7 +64,7 @@ class RosinalityState {
     return t;
   }
 
-  /** The tensor with leading singleton dimensions dropped until `rank` remain. */
+  /** Reads a tensor and drops leading singleton dimensions until `rank` remain. */
   squeezed(name: string, rank: number): Tensor {
     const t = this.tensor(name);
     const shape = [...t.shape];
@@ -75,7 +75,7 @@ class RosinalityState {
     return { shape, data: t.toFloat32(name) };
   }
 
-  /** A tensor whose dimensions are all 1 except one, e.g. ToRGB bias [1, 3, 1, 1], as a vector. */
+  /** Reads a tensor whose dimensions are all 1 except one (ToRGB bias [1, 3, 1, 1]) as a vector. */
   vector(name: string): Tensor {
     const t = this.tensor(name);
     const long = t.shape.filter((d) => d !== 1);

@@ -1,8 +1,8 @@
 /**
- * Element types of stored tensors and their conversion to float32. Storage bytes are little-endian
- * (torch and numpy both write the host order, and every checkpoint we read comes from a
- * little-endian host); a view is described by an element offset, a shape and element strides, as in
- * torch's `as_strided`.
+ * Element types of stored tensors and their conversion to float32. Storage bytes are read as
+ * little-endian, because torch and numpy write the host order and the readers reject files from
+ * big-endian hosts. A view is an element offset, a shape and element strides, as in torch's
+ * `as_strided`.
  */
 
 import { CheckpointError } from './errors.js';

@@ -34,7 +34,7 @@ export class TfNetwork extends PyObject {
   }
 }
 
-/** The globals a TF network pickle may reference; everything else is rejected. */
+/** Returns the allowlist of a TF network pickle; every other global is rejected. */
 export function tensorflowGlobals(): PickleGlobal[] {
   return [
     ...numpyGlobals(),

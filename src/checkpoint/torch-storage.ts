@@ -113,7 +113,7 @@ function expectTensor(value: unknown, what: string): TorchTensor {
   return value;
 }
 
-/** The allowlist entries for tensors, parameters and storage classes (inert markers). */
+/** Returns the allowlist entries for tensors, parameters and storage classes (inert markers). */
 export function torchTensorGlobals(): PickleGlobal[] {
   const encoded = new Map<string, Uint8Array>();
   const globals = [
@@ -271,7 +271,7 @@ export function readLegacyTorch(bytes: Uint8Array, findClass: FindClass, context
     const numel = view.getBigInt64(pos, true);
     pos += 8;
     if (numel !== BigInt(storage.numel)) {
-      throw new CheckpointError('invalid_structure', `Invalid legacy torch file: storage ${JSON.stringify(key)} holds ${numel} elements, but its id says ${storage.numel}`);
+      throw new CheckpointError('invalid_structure', `Invalid legacy torch file: storage ${JSON.stringify(key)} holds ${numel} elements, but its persistent id declares ${storage.numel}`);
     }
     const byteLength = storage.numel * dtypeByteSize[storage.dtype];
     if (byteLength > bytes.length - pos) {

@@ -149,6 +149,7 @@ export class ZipArchive {
   read(name: string, maxInflatedBytes = defaultMaxInflatedBytes): Uint8Array {
     const entry = this.entries.get(name);
     if (entry === undefined) invalid(`missing entry ${JSON.stringify(name)}`);
+
     const header = entry.localHeaderOffset;
     if (header + 30 > this.bytes.length || this.u32(header) !== localHeaderSignature) {
       invalid(`bad local header for ${JSON.stringify(name)} at offset ${header}`);
@@ -162,6 +163,7 @@ export class ZipArchive {
       );
     }
     const data = this.bytes.subarray(dataStart, dataStart + entry.compressedSize);
+
     if (entry.method === 0) {
       if (entry.uncompressedSize !== entry.compressedSize) invalid(`stored entry ${JSON.stringify(name)} has two different sizes`);
       return data;
@@ -169,6 +171,7 @@ export class ZipArchive {
     if (entry.method !== 8) {
       throw new CheckpointError('unsupported_format', `Zip entry ${JSON.stringify(name)} uses compression method ${entry.method}; only stored (0) and deflate (8) are supported`);
     }
+
     if (entry.uncompressedSize > maxInflatedBytes) {
       throw new CheckpointError(
         'too_large',
@@ -176,6 +179,7 @@ export class ZipArchive {
           `over the limit of ${maxInflatedBytes} bytes for compressed entries (torch writes entries uncompressed)`,
       );
     }
+
     let inflated: Buffer;
     try {
       inflated = inflateRawSync(data, { maxOutputLength: Math.max(1, entry.uncompressedSize) });

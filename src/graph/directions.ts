@@ -43,7 +43,9 @@ function affineLayers(weights: GeneratorWeights): { convs: AffineLayer[]; torgb4
 }
 
 function rangeOf(wsIndex: number): 'coarse' | 'middle' | 'fine' {
-  return wsIndex <= 3 ? 'coarse' : wsIndex <= 7 ? 'middle' : 'fine';
+  if (wsIndex <= 3) return 'coarse';
+  if (wsIndex <= 7) return 'middle';
+  return 'fine';
 }
 
 /** AᵀA `[wDim, wDim]` of the stacked affine weights of `layers`, in float64. */

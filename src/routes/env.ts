@@ -1,5 +1,5 @@
 /**
- * The typed Hono environment every route sees: the services and settings that `src/app.ts` puts on
+ * The typed Hono environment of every route: the services and settings that `src/app.ts` puts on
  * the context, and the request id and logger of the current request.
  */
 
@@ -8,7 +8,7 @@ import type { Registry } from 'prom-client';
 import type { ImageResult, ImageSpec, JobOptions, ModelInfo } from '../runtime/contract.js';
 import type { LoadedDirectionSet } from '../runtime/directions.js';
 
-/** What the routes need from the runtime; `src/app.ts` passes the real inference service. */
+/** The runtime operations the routes use; `src/app.ts` passes the real inference service. */
 export interface ImageService {
   /** True once every model is loaded and warmed, false again while draining. */
   isReady(): boolean;

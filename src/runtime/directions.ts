@@ -16,7 +16,7 @@ export class DirectionStore {
 
   constructor(private readonly modelsDir: string) {}
 
-  /** The model's direction sets, or undefined when its folder has none (convert it again). */
+  /** Returns the model's direction sets, or undefined when its folder has none (convert it again). */
   get(manifest: ModelManifest): Promise<LoadedDirectionSet[] | undefined> {
     let loaded = this.cache.get(manifest.name);
     if (!loaded) {

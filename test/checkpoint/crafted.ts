@@ -96,7 +96,7 @@ export class PickleBuilder {
   }
 }
 
-/** A pickle that calls `module.name(argument)` with REDUCE, the classic code-execution payload. */
+/** Builds a pickle that calls `module.name(argument)` with REDUCE, the classic code-execution payload. */
 export function callPickle(module: string, name: string, argument: string, stackGlobal = false): Uint8Array {
   const p = new PickleBuilder().proto(stackGlobal ? 4 : 2);
   if (stackGlobal) p.stackGlobal(module, name);
@@ -113,8 +113,12 @@ export interface ZipEntrySpec {
   declaredSize?: number;
 }
 
-/** A zip archive with 32-bit headers (no ZIP64) and zero CRCs (the reader does not check CRCs). */
-export function buildZip(entries: ZipEntrySpec[]): Uint8Array {
+/**
+ * Builds a zip archive with zero CRCs, which the reader does not check. With `zip64`, every size and
+ * offset is written as 0xffffffff in the 32-bit fields and stored in ZIP64 extra fields and records,
+ * as writers do for archives over 4 GiB.
+ */
+export function buildZip(entries: ZipEntrySpec[], zip64 = false): Uint8Array {
   const chunks: Uint8Array[] = [];
   const central: Uint8Array[] = [];
   let offset = 0;
@@ -131,26 +135,51 @@ export function buildZip(entries: ZipEntrySpec[]): Uint8Array {
     local.setUint16(26, name.length, true);
     chunks.push(new Uint8Array(local.buffer), name, payload);
 
+    const extra = new DataView(new ArrayBuffer(zip64 ? 28 : 0));
+    if (zip64) {
+      extra.setUint16(0, 0x0001, true);
+      extra.setUint16(2, 24, true);
+      extra.setBigUint64(4, BigInt(size), true);
+      extra.setBigUint64(12, BigInt(payload.length), true);
+      extra.setBigUint64(20, BigInt(offset), true);
+    }
     const header = new DataView(new ArrayBuffer(46));
     header.setUint32(0, 0x02014b50, true);
-    header.setUint16(4, 20, true);
-    header.setUint16(6, 20, true);
+    header.setUint16(4, 45, true);
+    header.setUint16(6, 45, true);
     header.setUint16(10, entry.method ?? 0, true);
-    header.setUint32(20, payload.length, true);
-    header.setUint32(24, size, true);
+    header.setUint32(20, zip64 ? 0xffffffff : payload.length, true);
+    header.setUint32(24, zip64 ? 0xffffffff : size, true);
     header.setUint16(28, name.length, true);
-    header.setUint32(42, offset, true);
-    central.push(new Uint8Array(header.buffer), name);
+    header.setUint16(30, extra.byteLength, true);
+    header.setUint32(42, zip64 ? 0xffffffff : offset, true);
+    central.push(new Uint8Array(header.buffer), name, new Uint8Array(extra.buffer));
     offset += 30 + name.length + payload.length;
   }
+
   const centralSize = central.reduce((n, c) => n + c.length, 0);
+  const records: Uint8Array[] = [];
+  if (zip64) {
+    const record = new DataView(new ArrayBuffer(56));
+    record.setUint32(0, 0x06064b50, true);
+    record.setBigUint64(4, 44n, true);
+    record.setBigUint64(24, BigInt(entries.length), true);
+    record.setBigUint64(32, BigInt(entries.length), true);
+    record.setBigUint64(40, BigInt(centralSize), true);
+    record.setBigUint64(48, BigInt(offset), true);
+    const locator = new DataView(new ArrayBuffer(20));
+    locator.setUint32(0, 0x07064b50, true);
+    locator.setBigUint64(8, BigInt(offset + centralSize), true);
+    locator.setUint32(16, 1, true);
+    records.push(new Uint8Array(record.buffer), new Uint8Array(locator.buffer));
+  }
   const end = new DataView(new ArrayBuffer(22));
   end.setUint32(0, 0x06054b50, true);
-  end.setUint16(8, entries.length, true);
-  end.setUint16(10, entries.length, true);
-  end.setUint32(12, centralSize, true);
-  end.setUint32(16, offset, true);
-  return concat([...chunks, ...central, new Uint8Array(end.buffer)]);
+  end.setUint16(8, zip64 ? 0xffff : entries.length, true);
+  end.setUint16(10, zip64 ? 0xffff : entries.length, true);
+  end.setUint32(12, zip64 ? 0xffffffff : centralSize, true);
+  end.setUint32(16, zip64 ? 0xffffffff : offset, true);
+  return concat([...chunks, ...central, ...records, new Uint8Array(end.buffer)]);
 }
 
 export function concat(parts: Uint8Array[]): Uint8Array {
@@ -163,7 +192,7 @@ export function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** The three header pickles of a legacy torch.save file: magic number, protocol 1001, sys_info. */
+/** Builds the three header pickles of a legacy torch.save file: magic number, protocol 1001, sys_info. */
 export function legacyTorchHeader(): Uint8Array {
   const magic = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e];
   const protocol = [0x80, 0x02, 0x4d, 0xe9, 0x03, 0x2e]; // BININT2 1001
@@ -172,7 +201,7 @@ export function legacyTorchHeader(): Uint8Array {
   return concat([Uint8Array.from(magic), Uint8Array.from(protocol), sysInfo]);
 }
 
-/** The persistent id of float32 storage '0' with `numel` elements, followed by BINPERSID. */
+/** Appends the persistent id of float32 storage '0' with `numel` elements, then BINPERSID. */
 function storagePid(p: PickleBuilder, numel: number): PickleBuilder {
   return p.mark().str('storage').global('torch', 'FloatStorage').str('0').str('cpu').raw(0x8a, 0x08).u64(BigInt(numel)).none().tuple().raw(0x51);
 }
@@ -184,7 +213,7 @@ function legacyTorchFile(objectPickle: Uint8Array, numel: number, dataBytes: num
   return concat([legacyTorchHeader(), objectPickle, keys, count, new Uint8Array(dataBytes)]);
 }
 
-/** A legacy torch.save file of one float32 tensor whose storage claims `numel` elements. */
+/** Builds a legacy torch.save file of one float32 tensor whose storage claims `numel` elements. */
 export function legacyTorchTensorFile(numel: number, dataBytes: number): Uint8Array {
   const object = storagePid(new PickleBuilder().proto(2).global('torch._utils', '_rebuild_tensor_v2').mark(), numel)
     .int(0)
@@ -196,7 +225,7 @@ export function legacyTorchTensorFile(numel: number, dataBytes: number): Uint8Ar
   return legacyTorchFile(object, numel, dataBytes);
 }
 
-/** A legacy torch.save file of one bare float32 storage, as `torch.storage._load_from_bytes` reads. */
+/** Builds a legacy torch.save file of one bare float32 storage, as `torch.storage._load_from_bytes` reads. */
 export function legacyTorchStorageFile(numel: number, dataBytes: number): Uint8Array {
   return legacyTorchFile(storagePid(new PickleBuilder().proto(2), numel).stop().build(), numel, dataBytes);
 }

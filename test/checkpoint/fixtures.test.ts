@@ -13,6 +13,8 @@ import { nvlabsGlobals, nvlabsWeights } from '../../src/checkpoint/nvlabs.js';
 import { unpickle } from '../../src/checkpoint/pickle-vm.js';
 import { allowlist } from '../../src/checkpoint/torch-storage.js';
 import type { GeneratorWeights, Tensor } from '../../src/checkpoint/types.js';
+import { ZipArchive } from '../../src/checkpoint/zip.js';
+import { buildZip } from './crafted.js';
 
 const fixtures = join(import.meta.dirname, '..', 'fixtures');
 
@@ -138,7 +140,7 @@ describe('G versus G_ema', () => {
   });
 
   it('would fail the tensor check with G', () => {
-    // Drop G_ema from the snapshot: the reader then falls back to G and says so.
+    // Drop G_ema from the snapshot: the reader then falls back to G and adds a warning.
     const { value } = unpickle(bytes, { findClass: allowlist(nvlabsGlobals()) });
     assert.ok(value instanceof Map);
     value.delete('G_ema');
@@ -180,7 +182,7 @@ function rosinalityToCanonical(name: string): string | undefined {
   return field[layer[4]] === undefined ? undefined : `${target}.${field[layer[4]]}`;
 }
 
-/** The canonical shape of a rosinality tensor: leading singleton dims dropped, as the spec maps them. */
+/** Returns the canonical shape of a rosinality tensor, with the leading singleton dims dropped. */
 function rosinalityCanonicalShape(name: string, shape: number[]): number[] {
   if (name.endsWith('noise.weight')) return []; // [1] -> []
   if (name.startsWith('noises.')) return shape.slice(2); // [1, 1, R, R] -> [R, R]
@@ -235,6 +237,16 @@ describe('rosinality fixture checkpoints', () => {
       });
     });
   }
+
+  it('reads the zip file repacked as ZIP64', () => {
+    const original = readFileSync(join(fixtures, 'rosi-tiny-32', 'rosi-tiny-32.pt'));
+    const archive = new ZipArchive(original);
+    const repacked = buildZip([...archive.entries.keys()].map((name) => ({ name, data: archive.read(name) })), true);
+    const weights = readCheckpoint(repacked);
+    const reference = readCheckpoint(original);
+    assert.equal(weights.tensors.size, reference.tensors.size);
+    for (const [name, tensor] of reference.tensors) assert.deepEqual(weights.tensors.get(name), tensor, name);
+  });
 
   it('gives identical weights from the zip and legacy files', () => {
     const zip = readFixture('rosi-tiny-32', 'rosi-tiny-32.pt');

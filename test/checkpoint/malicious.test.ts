@@ -34,12 +34,12 @@ function expectRejected(bytes: Uint8Array, code: CheckpointErrorCode, message: R
   assert.equal(existsSync(canary), false, 'the canary file exists: a payload was executed');
 }
 
-/** A pickle snapshot `{'G_ema': <value built by body>}` in protocol 4, like an NVlabs file. */
+/** Builds a protocol 4 snapshot `{'G_ema': <value built by body>}`, shaped like an NVlabs pickle. */
 function snapshotWith(body: (p: PickleBuilder) => PickleBuilder): Uint8Array {
   return body(new PickleBuilder().proto(4).raw(0x7d).shortStr('G_ema')).raw(0x73).stop().build();
 }
 
-/** A legacy torch.save file whose object pickle is `objectPickle` (no storages). */
+/** Wraps `objectPickle` in a legacy torch.save file without storages. */
 function legacyTorchWith(objectPickle: Uint8Array): Uint8Array {
   const keys = new PickleBuilder().proto(2).raw(0x5d).stop().build();
   return concat([legacyTorchHeader(), objectPickle, keys]);

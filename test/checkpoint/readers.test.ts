@@ -1,7 +1,7 @@
 /**
  * Reader decisions that the fixtures do not exercise directly: each test unpickles a real fixture,
  * changes one thing in the unpickled structure (as a different checkpoint would have it), and checks
- * the reader's answer.
+ * the reader's result.
  */
 
 import assert from 'node:assert/strict';
