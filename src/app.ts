@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import type { Logger } from 'pino';
 import { Counter, Histogram } from 'prom-client';
@@ -17,6 +18,8 @@ import { healthPaths, registerHealth } from './routes/health.js';
 import { registerInterpolate } from './routes/interpolate.js';
 import { registerMix } from './routes/mix.js';
 import { registerModels } from './routes/models.js';
+import { docsPath, registerDocs } from './routes/docs.js';
+import { playgroundPaths, registerPlayground } from './routes/playground.js';
 import { HttpProblem, problemResponse, type ProblemKind } from './routes/problem.js';
 import { toHttpProblem } from './routes/runtime-errors.js';
 
@@ -28,16 +31,22 @@ export interface AppOptions {
   apiKeys?: string[];
   /** Maximum request body size in bytes. */
   maxBodyBytes?: number;
+  /** Origins allowed to call the API from a browser (`*` for any); empty sends no CORS headers. */
+  corsOrigins?: string[];
 }
 
-export const openApiInfo = {
+export const openApiInfo: Parameters<OpenAPIHono['getOpenAPI31Document']>[0] = {
   openapi: '3.1.0',
   info: {
     title: 'stylegan-serve',
     version: '0.1.0',
     description: 'HTTP inference service for StyleGAN2 generators converted to ONNX.',
+    license: { name: 'MIT', url: 'https://opensource.org/license/mit' },
   },
-} as const;
+  servers: [{ url: '/', description: 'The server that serves this document' }],
+  // The empty requirement makes the key optional: it is needed only when the server runs with --api-keys.
+  security: [{ bearerAuth: [] }, {}],
+};
 
 const defaultMaxBodyBytes = 16 * 1024 * 1024;
 
@@ -76,13 +85,14 @@ function requestLog(logger: Logger, service: ImageService): MiddlewareHandler<Ap
     requests.inc({ method: c.req.method, route, status: String(c.res.status) });
     durations.observe({ method: c.req.method, route }, ms / 1000);
     if (!healthPaths.includes(c.req.path) && c.req.path !== '/metrics') {
-      log.info({ method: c.req.method, path: c.req.path, status: c.res.status, durationMs: Math.round(ms) }, 'request handled');
+      const model = c.res.headers.get('X-Model') ?? undefined;
+      log.info({ method: c.req.method, path: c.req.path, status: c.res.status, model, durationMs: Math.round(ms) }, 'request handled');
     }
   };
 }
 
 function bearerAuth(apiKeys: string[]): MiddlewareHandler<AppEnv> {
-  const open = new Set([...healthPaths, '/metrics']);
+  const open = new Set([...healthPaths, '/metrics', '/openapi.json', docsPath, ...playgroundPaths]);
   return async function bearerAuth(c, next) {
     if (apiKeys.length === 0 || open.has(c.req.path)) return next();
     const header = c.req.header('authorization') ?? '';
@@ -98,6 +108,11 @@ function bearerAuth(apiKeys: string[]): MiddlewareHandler<AppEnv> {
 
 /** Registers every documented route; shared by the app and by the OpenAPI document builder. */
 export function registerRoutes(app: OpenAPIHono<AppEnv>): void {
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'One of the server\'s --api-keys. Not needed when the server runs without keys, nor on health routes and /metrics.',
+  });
   registerHealth(app);
   registerModels(app);
   registerGenerate(app);
@@ -135,6 +150,19 @@ export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
     c.set('settings', settings);
     await next();
   });
+  const corsOrigins = options.corsOrigins ?? [];
+  if (corsOrigins.length > 0) {
+    // Before auth, so preflight requests (which carry no Authorization header) get their answer.
+    app.use(
+      '*',
+      cors({
+        origin: corsOrigins.includes('*') ? '*' : corsOrigins,
+        allowHeaders: ['Authorization', 'Content-Type', 'Accept', 'X-Request-Id', 'Request-Timeout-Ms'],
+        exposeHeaders: ['X-Request-Id', 'X-Model', 'X-Seed', 'X-Index', 'X-Grid', 'Server-Timing', 'Retry-After'],
+        maxAge: 600,
+      }),
+    );
+  }
   app.use('*', bearerAuth(options.apiKeys ?? []));
   app.use(
     '*',
@@ -153,6 +181,8 @@ export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
     return c.body(body, 200, { 'Content-Type': service.metricsRegistry.contentType });
   });
   app.doc31('/openapi.json', openApiInfo);
+  registerDocs(app);
+  registerPlayground(app);
 
   app.notFound((c) => problemResponse(c, new HttpProblem(404, 'not-found', `no route for ${c.req.method} ${c.req.path}`)));
   app.onError((err, c) => {

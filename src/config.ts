@@ -56,6 +56,12 @@ export const settingSpecs = {
     schema: list.default([]),
     secret: true,
   },
+  corsOrigins: {
+    flag: 'cors-origins',
+    env: 'CORS_ORIGINS',
+    description: 'Comma-separated origins allowed to call the API from a browser (CORS), or * for any; empty sends no CORS headers',
+    schema: list.pipe(z.array(z.union([z.literal('*'), z.url({ protocol: /^https?$/ }).regex(/^[^/]+\/\/[^/]+$/, 'expected an origin such as https://example.com, without a path')]))).default([]),
+  },
   maxBodyBytes: { flag: 'max-body-bytes', env: 'MAX_BODY_BYTES', description: 'Largest request body, in bytes', schema: int(1024).default(16 << 20) },
   maxImagesPerRequest: {
     flag: 'max-images-per-request',

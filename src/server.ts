@@ -49,6 +49,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
     }),
     logger,
     apiKeys: config.apiKeys,
+    corsOrigins: config.corsOrigins,
     maxBodyBytes: config.maxBodyBytes,
     settings: {
       defaultModel: config.defaultModel,

@@ -184,6 +184,30 @@ function requireInt(kwargs: Record<string, unknown>, name: string): number {
   return v as number;
 }
 
+/** Throws `unsupported_model` for generator variants the canonical weight set cannot express. */
+function checkSupported(kwargs: Record<string, unknown>, raw: Map<string, unknown>): void {
+  const resolution = requireInt(kwargs, 'resolution');
+  if (!isPowerOfTwoResolution(resolution)) throw new CheckpointError('unsupported_model', `Unsupported ${format}: resolution ${resolution} is not a square power of two`);
+  if ([...raw.keys()].some((k) => k.includes('ToRGB_lod'))) {
+    throw new CheckpointError('unsupported_model', `Unsupported ${format}: progressive-growing (ToRGB_lod*) generators are not supported`);
+  }
+  if (raw.has('mapping/LabelConcat/weight')) {
+    throw new CheckpointError('unsupported_model', `Unsupported ${format}: conditional stylegan2-TF generators (LabelConcat) are not supported; only stylegan2-ada TF's LabelEmbed is`);
+  }
+  if (kwargs.mapping_nonlinearity !== 'lrelu') {
+    throw new CheckpointError('unsupported_model', `Unsupported ${format}: mapping_nonlinearity=${JSON.stringify(kwargs.mapping_nonlinearity)}; only lrelu is supported`);
+  }
+  if (!['lrelu', 'linear', 'relu'].includes(kwargs.nonlinearity as string)) {
+    throw new CheckpointError('unsupported_model', `Unsupported ${format}: nonlinearity=${JSON.stringify(kwargs.nonlinearity)}; lrelu, linear and relu are supported`);
+  }
+  if (JSON.stringify(kwargs.resample_kernel) !== '[1,3,3,1]') {
+    throw new CheckpointError('unsupported_model', `Unsupported ${format}: resample_kernel ${JSON.stringify(kwargs.resample_kernel)}; only [1,3,3,1] is supported`);
+  }
+  if (!['skip', 'orig', 'resnet'].includes(kwargs.architecture as string)) {
+    throw new CheckpointError('unsupported_model', `Unsupported ${format}: architecture ${JSON.stringify(kwargs.architecture)}; skip, orig and resnet are supported`);
+  }
+}
+
 /** Converts an unpickled TF network pickle to the canonical weight set. */
 export function tensorflowWeights(value: unknown, details: Record<string, string | number | boolean>): GeneratorWeights {
   const warnings: string[] = [];
@@ -201,26 +225,9 @@ export function tensorflowWeights(value: unknown, details: Record<string, string
     return toTensor(raw.get(name), name);
   };
 
-  const resolution = requireInt(kwargs, 'resolution');
-  if (!isPowerOfTwoResolution(resolution)) throw new CheckpointError('unsupported_model', `Unsupported ${format}: resolution ${resolution} is not a square power of two`);
-  if ([...raw.keys()].some((k) => k.includes('ToRGB_lod'))) {
-    throw new CheckpointError('unsupported_model', `Unsupported ${format}: progressive-growing (ToRGB_lod*) generators are not supported`);
-  }
-  if (raw.has('mapping/LabelConcat/weight')) {
-    throw new CheckpointError('unsupported_model', `Unsupported ${format}: conditional stylegan2-TF generators (LabelConcat) are not supported; only stylegan2-ada TF's LabelEmbed is`);
-  }
-  for (const name of ['mapping_nonlinearity', 'nonlinearity']) {
-    if (!['lrelu', 'linear', 'relu'].includes(kwargs[name] as string) || (name === 'mapping_nonlinearity' && kwargs[name] !== 'lrelu')) {
-      throw new CheckpointError('unsupported_model', `Unsupported ${format}: ${name}=${JSON.stringify(kwargs[name])}`);
-    }
-  }
-  if (JSON.stringify(kwargs.resample_kernel) !== '[1,3,3,1]') {
-    throw new CheckpointError('unsupported_model', `Unsupported ${format}: resample_kernel ${JSON.stringify(kwargs.resample_kernel)}; only [1,3,3,1] is supported`);
-  }
-  const architecture = kwargs.architecture;
-  if (architecture !== 'skip' && architecture !== 'orig' && architecture !== 'resnet') {
-    throw new CheckpointError('unsupported_model', `Unsupported ${format}: architecture ${JSON.stringify(architecture)}`);
-  }
+  checkSupported(kwargs, raw);
+  const resolution = kwargs.resolution as number;
+  const architecture = kwargs.architecture as GeneratorArchitecture['architecture'];
 
   const tensors = new Map<string, Tensor>();
   const cDim = requireInt(kwargs, 'label_size');

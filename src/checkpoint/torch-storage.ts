@@ -289,12 +289,12 @@ export function readLegacyTorch(bytes: Uint8Array, findClass: FindClass, context
 
 /** Finds the `<prefix>/` of a torch zip archive from its `data.pkl` entry. */
 function torchZipPrefix(archive: ZipArchive): string {
-  const candidates = [...archive.entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));
-  if (candidates.length === 1) return candidates[0].slice(0, -'data.pkl'.length);
   const names = [...archive.entries.keys()];
   if (names.some((n) => /^[^/]+\/(constants\.pkl|code\/)/.test(n))) {
     throw new CheckpointError('unsupported_format', 'Unsupported zip archive: it is a TorchScript module, not a torch.save checkpoint; save the state dict with torch.save instead');
   }
+  const candidates = names.filter((n) => /^[^/]+\/data\.pkl$/.test(n));
+  if (candidates.length === 1) return candidates[0].slice(0, -'data.pkl'.length);
   throw new CheckpointError(
     'unsupported_format',
     `Unsupported zip archive: it has ${candidates.length === 0 ? 'no' : 'more than one'} '<name>/data.pkl' entry, so it is not a ` +

@@ -94,3 +94,81 @@ export function scaled(values: Float32Array, scale: number): Float32Array {
   for (let i = 0; i < values.length; i++) out[i] = values[i] * scale32;
   return out;
 }
+
+/**
+ * Splits a stride-2 transposed 3x3 convolution (unflipped weight `[O, I, 3, 3]`, output 2H + 1)
+ * into its four output phases, as one 2x2 convolution over the input with pads 1 (output H + 1).
+ *
+ * Even output rows `2m` read `x[m]·w[0] + x[m−1]·w[2]`, odd rows `2m + 1` read `x[m]·w[1]`; the
+ * window of a 2x2 conv at output m covers inputs (m − 1, m). Columns follow the same rule.
+ * Returns `[4·O, I, 2, 2]` with channel `(2·a + b)·O + o` for row phase a and column phase b, the
+ * order `DepthToSpace` mode DCR expects. The phase (1, 1) row and column at index H are zero
+ * (they read padding only), so the interleaved map is the transposed conv output plus one zero
+ * row and column at the end.
+ */
+export function subpixelUpsampleConvKernel(weight: Float32Array, outChannels: number, inChannels: number): Float32Array {
+  // Weight tap used by window tap t (0: input m − 1, 1: input m) for phase 0 and phase 1; -1 = none.
+  const phaseTaps = [
+    [2, 0],
+    [-1, 1],
+  ];
+  return phaseKernel(weight, outChannels, inChannels, 3, 2, (phase, tap) => phaseTaps[phase][tap]);
+}
+
+/**
+ * Splits the folded up-sampling kernel (`foldUpsampleConvKernel`, a 6x6 transposed conv with
+ * stride 2 and pads 2) into its four output phases, as one 3x3 convolution over the input with
+ * pads 1 (output H, then `DepthToSpace` gives 2H). Output `2m + a` reads inputs m − 1, m, m + 1
+ * through folded taps 4 + a, 2 + a and a.
+ * Returns `[4·O, I, 3, 3]` with channel `(2·a + b)·O + o`.
+ */
+export function subpixelFoldedKernel(weight: Float32Array, outChannels: number, inChannels: number): Float32Array {
+  const folded = foldUpsampleConvKernel(weight, outChannels, inChannels, 3); // [I, O, 6, 6]
+  const phases = 4;
+  const out = new Float32Array(phases * outChannels * inChannels * 9);
+  for (let a = 0; a < 2; a++) {
+    for (let b = 0; b < 2; b++) {
+      for (let o = 0; o < outChannels; o++) {
+        for (let i = 0; i < inChannels; i++) {
+          const source = (i * outChannels + o) * 36;
+          const target = (((2 * a + b) * outChannels + o) * inChannels + i) * 9;
+          for (let ty = 0; ty < 3; ty++) {
+            for (let tx = 0; tx < 3; tx++) out[target + ty * 3 + tx] = folded[source + (4 - 2 * ty + a) * 6 + (4 - 2 * tx + b)];
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Builds a `[4·O, I, size, size]` phase kernel from `[O, I, k, k]` through `weightTap(phase, tap)` (-1 = zero). */
+function phaseKernel(
+  weight: Float32Array,
+  outChannels: number,
+  inChannels: number,
+  kernelSize: number,
+  size: number,
+  weightTap: (phase: number, tap: number) => number,
+): Float32Array {
+  const out = new Float32Array(4 * outChannels * inChannels * size * size);
+  for (let a = 0; a < 2; a++) {
+    for (let b = 0; b < 2; b++) {
+      for (let o = 0; o < outChannels; o++) {
+        for (let i = 0; i < inChannels; i++) {
+          const source = (o * inChannels + i) * kernelSize * kernelSize;
+          const target = (((2 * a + b) * outChannels + o) * inChannels + i) * size * size;
+          for (let ty = 0; ty < size; ty++) {
+            const ky = weightTap(a, ty);
+            if (ky < 0) continue;
+            for (let tx = 0; tx < size; tx++) {
+              const kx = weightTap(b, tx);
+              if (kx >= 0) out[target + ty * size + tx] = weight[source + ky * kernelSize + kx];
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}

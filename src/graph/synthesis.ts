@@ -12,7 +12,16 @@
  */
 
 import type { GeneratorArchitecture, GeneratorWeights } from '../checkpoint/types.js';
-import { foldUpsampleConvKernel, scaled, squaredWeightSums, swapOuterAxes, transposeScaled, upsampleFilter2d } from './fir.js';
+import {
+  foldUpsampleConvKernel,
+  scaled,
+  squaredWeightSums,
+  subpixelFoldedKernel,
+  subpixelUpsampleConvKernel,
+  swapOuterAxes,
+  transposeScaled,
+  upsampleFilter2d,
+} from './fir.js';
 import { noiseLayers, scalarOf, synthesisBlocks, tensorOf, type SynthesisBlockSpec, type SynthesisLayerSpec, type ToRgbSpec } from './layers.js';
 import { leakyReluGain, leakyReluSlope } from './mapping.js';
 import { float, GraphBuilder } from './onnx-builder.js';
@@ -27,7 +36,7 @@ export const synthesisIo = { ws: 'ws', img: 'img' } as const;
 const noiseBatchDim = 'noise_batch';
 
 /** Form of the up-sampling conv0 layers in the graph (see `upsampleConv`). */
-export type UpsampleConvForm = 'two-step' | 'folded';
+export type UpsampleConvForm = 'two-step' | 'folded' | 'subpixel' | 'subpixel-folded';
 
 export interface SynthesisGraphOptions {
   /** Default 'two-step'. */
@@ -163,6 +172,19 @@ function upsampleConv(g: GraphBuilder, modulated: string, weight: Float32Array, 
     const folded = foldUpsampleConvKernel(weight, outChannels, inChannels, 3); // [C_in, C_out, 6, 6]
     const kernel = g.initializer(`${prefix}.weight_up`, folded, [inChannels, outChannels, 6, 6]);
     return g.node('ConvTranspose', [modulated, kernel], { strides: [2, 2], pads: [2, 2, 2, 2] }, { name: `${prefix}.conv` }); // [N, C_out, 2H, 2H]
+  }
+  if (form === 'subpixel-folded') {
+    const kernel = g.initializer(`${prefix}.weight_phases`, subpixelFoldedKernel(weight, outChannels, inChannels), [4 * outChannels, inChannels, 3, 3]);
+    const phases = g.node('Conv', [modulated, kernel], { pads: [1, 1, 1, 1] }, { name: `${prefix}.conv_phases` }); // [N, 4·C_out, H, H]
+    return g.node('DepthToSpace', [phases], { blocksize: 2, mode: 'DCR' }, { name: `${prefix}.conv` }); // [N, C_out, 2H, 2H]
+  }
+  if (form === 'subpixel') {
+    const kernel = g.initializer(`${prefix}.weight_phases`, subpixelUpsampleConvKernel(weight, outChannels, inChannels), [4 * outChannels, inChannels, 2, 2]);
+    const phases = g.node('Conv', [modulated, kernel], { pads: [1, 1, 1, 1] }, { name: `${prefix}.conv_phases` }); // [N, 4·C_out, H + 1, H + 1]
+    const interleaved = g.node('DepthToSpace', [phases], { blocksize: 2, mode: 'DCR' }, { name: `${prefix}.conv_transpose` }); // [N, C_out, 2H + 2, 2H + 2]
+    const filter = g.initializer(`${prefix}.filter`, depthwiseFilter(outChannels), [outChannels, 1, 4, 4]); // [C_out, 1, 4, 4]
+    // The last row and column of `interleaved` are zero, so they stand in for the end padding.
+    return g.node('Conv', [interleaved, filter], { pads: [1, 1, 0, 0], group: outChannels }, { name: `${prefix}.conv` }); // [N, C_out, 2H, 2H]
   }
   const kernel = g.initializer(`${prefix}.weight_t`, swapOuterAxes(weight, outChannels, inChannels, 9), [inChannels, outChannels, 3, 3]);
   const transposed = g.node('ConvTranspose', [modulated, kernel], { strides: [2, 2] }, { name: `${prefix}.conv_transpose` }); // [N, C_out, 2H + 1, 2H + 1]

@@ -12,7 +12,7 @@ import { frameCount, framePositions, lerpFrame, PeriodicCubicSpline, slerpFrame 
 import type { AppEnv } from './env.js';
 import { streamFrames, type FrameOutput } from './frame-stream.js';
 import { resolveImages, type ResolvedImage } from './latents.js';
-import { invalidField, problemResponses } from './problem.js';
+import { HttpProblem, invalidField, problemResponses } from './problem.js';
 import { jobOptions, requireModel, resolveTimeoutMs } from './request-context.js';
 import { toHttpProblem } from './runtime-errors.js';
 import { latentFields, renderFields } from './schemas.js';
@@ -113,10 +113,59 @@ async function collect(results: AsyncIterable<ImageResult>, count: number): Prom
   return out;
 }
 
-/** Merges two jobs (first frames, then the rest) into one result stream with global indices. */
-async function* mergeJobs(first: AsyncIterable<ImageResult>, rest: AsyncIterable<ImageResult> | undefined, offset: number) {
-  yield* first;
-  if (rest) for await (const result of rest) yield { ...result, index: result.index + offset };
+/** Frames per bulk chunk; two chunks are queued at a time so the worker never idles. */
+const bulkChunkFrames = 8;
+/** Pause before resubmitting a chunk that found the queue full, in ms. */
+const queueFullRetryMs = 50;
+
+/**
+ * Submits the frames in chunks (the first `interactiveFrames` at interactive priority, the rest in
+ * bulk chunks of `bulkChunkFrames`) with at most two chunks queued, and yields every result with
+ * its frame index. A long walk therefore never holds more than two chunks of the shared queue, and
+ * a later chunk that finds the queue full waits and retries until the deadline.
+ */
+async function startChunkedFrames(
+  c: Context<AppEnv>,
+  model: string,
+  frames: ImageSpec[],
+  timeoutMs: number,
+  controller: AbortController,
+): Promise<AsyncGenerator<ImageResult>> {
+  const deadline = Date.now() + timeoutMs;
+  const starts = [0];
+  for (let start = interactiveFrames; start < frames.length; start += bulkChunkFrames) starts.push(start);
+  const queued: { offset: number; results: AsyncIterable<ImageResult> }[] = [];
+  let next = 0;
+
+  const submitNext = async () => {
+    const offset = starts[next];
+    const end = starts[next + 1] ?? frames.length;
+    const priority = next === 0 ? 'interactive' : 'bulk';
+    next++;
+    for (;;) {
+      try {
+        const remaining = Math.max(1, deadline - Date.now());
+        queued.push({ offset, results: submit(c, model, frames.slice(offset, end), priority, remaining, controller) });
+        return;
+      } catch (err) {
+        // The first chunk fails fast (429 before any header is sent); later ones wait for room.
+        const full = err instanceof HttpProblem && err.status === 429;
+        if (!full || offset === 0 || controller.signal.aborted || Date.now() + queueFullRetryMs > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, queueFullRetryMs));
+      }
+    }
+  };
+
+  // Submitted before returning, so a full queue or a draining server fails before any header is sent.
+  await submitNext();
+  if (next < starts.length) await submitNext();
+  return (async function* drainChunks() {
+    while (queued.length > 0) {
+      const { offset, results } = queued.shift()!;
+      for await (const result of results) yield { ...result, index: result.index + offset };
+      if (next < starts.length) await submitNext();
+    }
+  })();
 }
 
 export function registerInterpolate(app: OpenAPIHono<AppEnv>): void {
@@ -165,17 +214,7 @@ export function registerInterpolate(app: OpenAPIHono<AppEnv>): void {
       frames = positions.map((p) => ({ ...noise, latent: { kind: 'ws', ws: spline ? spline.at(p.position) : lerpFrame(ws, p) } }));
     }
 
-    const head = frames.slice(0, interactiveFrames);
-    const tail = frames.slice(interactiveFrames);
-    const first = submit(c, model.name, head, 'interactive', timeoutMs, controller);
-    let rest: AsyncIterable<ImageResult> | undefined;
-    try {
-      rest = tail.length > 0 ? submit(c, model.name, tail, 'bulk', timeoutMs, controller) : undefined;
-    } catch (err) {
-      controller.abort();
-      throw err;
-    }
-    const results = mergeJobs(first, rest, head.length);
+    const results = await startChunkedFrames(c, model.name, frames, timeoutMs, controller);
 
     if (output === 'webp' || output === 'gif') {
       const all = await collect(results, frames.length);

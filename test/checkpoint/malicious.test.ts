@@ -182,6 +182,16 @@ describe('archive and format checks', () => {
     expectRejected(buildZip([{ name: '/etc/cron.d/evil', data: new Uint8Array(4) }]), 'invalid_structure', /is absolute/);
   });
 
+  it('rejects a TorchScript archive', () => {
+    const none = new PickleBuilder().proto(2).none().stop().build();
+    const zip = buildZip([{ name: 'm/data.pkl', data: none }, { name: 'm/constants.pkl', data: none }, { name: 'm/code/m.py', data: none }]);
+    expectRejected(zip, 'unsupported_format', /TorchScript module, not a torch\.save checkpoint/);
+  });
+
+  it('rejects a zip without data.pkl', () => {
+    expectRejected(buildZip([{ name: 'w.npy', data: new Uint8Array(8) }]), 'unsupported_format', /no '<name>\/data\.pkl' entry.*first entries: w\.npy/);
+  });
+
   it('rejects an empty file', () => {
     expectRejected(new Uint8Array(0), 'truncated', /empty \(0 bytes\)/);
   });

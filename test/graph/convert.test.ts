@@ -46,7 +46,7 @@ describe('writeModelFolder', () => {
     const weights = randomGeneratorWeights(smallArch, 1);
     const manifest = await writeModelFolder(weights, { name: 'small-a', modelsDir, source });
     const files = (await readdir(path.join(modelsDir, 'small-a'))).sort();
-    assert.deepEqual(files, ['mapping.onnx', 'model.json', 'noise_const.f32.bin', 'synthesis.onnx']);
+    assert.deepEqual(files, ['directions.f32.bin', 'mapping.onnx', 'model.json', 'noise_const.f32.bin', 'synthesis.onnx']);
     assert.deepEqual(await readManifest('small-a'), manifest);
     for (const file of [manifest.files.mapping, manifest.files.synthesis, manifest.files.noiseConst]) {
       assert.equal(sha256(await readFile(path.join(modelsDir, 'small-a', file))), manifest.fileSha256[file], file);
@@ -71,7 +71,7 @@ describe('writeModelFolder', () => {
   it('writes identical bytes for the same weights', async () => {
     const first = await writeModelFolder(randomGeneratorWeights(smallArch, 2), { name: 'same-1', modelsDir, source });
     const second = await writeModelFolder(randomGeneratorWeights(smallArch, 2), { name: 'same-2', modelsDir, source });
-    for (const file of ['mapping.onnx', 'synthesis.onnx', 'noise_const.f32.bin']) {
+    for (const file of ['mapping.onnx', 'synthesis.onnx', 'noise_const.f32.bin', 'directions.f32.bin']) {
       const a = await readFile(path.join(modelsDir, 'same-1', file));
       const b = await readFile(path.join(modelsDir, 'same-2', file));
       assert.ok(a.equals(b), `${file} differs between two conversions`);
