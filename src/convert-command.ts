@@ -69,7 +69,11 @@ export async function convertCheckpoint(args: string[]): Promise<void> {
   if (isUrl) {
     bytes = await download(input);
   } else {
-    const info = await stat(input);
+    const info = await stat(input).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') throw new Error(`checkpoint file not found: ${input}`);
+      throw err;
+    });
+    if (!info.isFile()) throw new Error(`${input} is not a file; pass the path of a .pkl or .pt checkpoint`);
     if (info.size > maxCheckpointBytes) throw new Error(`${input} is ${info.size} bytes, over the ${maxCheckpointBytes}-byte limit`);
     bytes = await readFile(input);
   }
