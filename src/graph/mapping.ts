@@ -50,7 +50,8 @@ export function buildMappingGraph(weights: GeneratorWeights): Uint8Array {
   }
 
   const ws = broadcastWs(g, x, arch.numWs); // [N, numWs, wDim]
-  truncate(g, ws, psi, cutoff, weights.wAvg, arch.numWs, mappingIo.ws); // [N, numWs, wDim]
+  const center = truncationCenter(g, weights, c); // [wDim] or [N, 1, wDim]
+  truncate(g, ws, psi, cutoff, center, arch.numWs, mappingIo.ws); // [N, numWs, wDim]
   g.output(mappingIo.ws, 'float', ['N', arch.numWs, arch.wDim]);
   return g.toBytes({ docString: 'StyleGAN2 mapping network z -> ws (stylegan-serve)' });
 }
@@ -98,19 +99,26 @@ function broadcastWs(g: GraphBuilder, w: string, numWs: number): string {
 }
 
 /**
+ * The truncation centre: the global w_avg `[wDim]`, or, for conditional models that store one
+ * average per class, the label-weighted mix `c · wAvgPerClass` `[N, 1, wDim]` (the class's own
+ * centre for a one-hot label).
+ */
+function truncationCenter(g: GraphBuilder, weights: GeneratorWeights, c: string | null): string {
+  const { cDim, wDim } = weights.arch;
+  if (c === null || !weights.wAvgPerClass) return g.initializer('mapping.w_avg', weights.wAvg, [wDim]); // [wDim]
+  if (weights.wAvgPerClass.length !== cDim * wDim) {
+    throw new Error(`wAvgPerClass has ${weights.wAvgPerClass.length} values, expected cDim·wDim = ${cDim * wDim}`);
+  }
+  const perClass = g.initializer('mapping.w_avg_per_class', weights.wAvgPerClass, [cDim, wDim]); // [cDim, wDim]
+  const mixed = g.node('MatMul', [c, perClass], {}, { name: 'truncation.class_center' }); // [N, wDim]
+  return g.node('Unsqueeze', [mixed, g.int64s('truncation.center_axes', [1])], {}, { name: 'truncation.center' }); // [N, 1, wDim]
+}
+
+/**
  * Truncation `w_avg + psi · (ws − w_avg)` on the rows `l < truncation_cutoff`. Rows whose psi is
  * exactly 1 keep the mapping output unchanged, as the reference skips truncation for psi = 1.
  */
-function truncate(
-  g: GraphBuilder,
-  ws: string,
-  psi: string,
-  cutoff: string,
-  wAvg: Float32Array,
-  numWs: number,
-  output: string,
-): string {
-  const center = g.initializer('mapping.w_avg', wAvg, [wAvg.length]); // [wDim]
+function truncate(g: GraphBuilder, ws: string, psi: string, cutoff: string, center: string, numWs: number, output: string): string {
   const offset = g.node('Sub', [ws, center], {}, { name: 'truncation.offset' }); // [N, numWs, wDim]
   const psiColumn = g.node('Unsqueeze', [psi, g.int64s('truncation.psi_axes', [1, 2])], {}, { name: 'truncation.psi' }); // [N, 1, 1]
   const scaledOffset = g.node('Mul', [psiColumn, offset], {}, { name: 'truncation.scaled_offset' }); // [N, numWs, wDim]

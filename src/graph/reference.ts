@@ -43,9 +43,17 @@ export function referenceMapping(weights: GeneratorWeights, input: ReferenceMapp
   }
   const ws = new Float32Array(arch.numWs * arch.wDim);
   const cutoff = input.truncationCutoff ?? arch.numWs;
+  const center = Float64Array.from(weights.wAvg);
+  if (weights.wAvgPerClass && input.c) {
+    // Per-class centres: the label-weighted mix of the class averages.
+    center.fill(0);
+    for (let k = 0; k < arch.cDim; k++) {
+      for (let j = 0; j < arch.wDim; j++) center[j] += input.c[k] * weights.wAvgPerClass[k * arch.wDim + j];
+    }
+  }
   for (let l = 0; l < arch.numWs; l++) {
     for (let j = 0; j < arch.wDim; j++) {
-      const avg = weights.wAvg[j];
+      const avg = center[j];
       ws[l * arch.wDim + j] = input.psi !== 1 && l < cutoff ? avg + input.psi * (x[j] - avg) : x[j];
     }
   }

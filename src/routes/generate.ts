@@ -3,7 +3,7 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from './env.js';
 import { sendImages } from './image-response.js';
-import { resolveImages } from './latents.js';
+import { resolveImages, truncationCenter } from './latents.js';
 import { problemResponses } from './problem.js';
 import { jobOptions, requireModel, resolveFormat, resolveTimeoutMs } from './request-context.js';
 import { toHttpProblem } from './runtime-errors.js';
@@ -35,6 +35,9 @@ export const generateRoute = createRoute({
       headers: z.object({
         'x-model': z.string().openapi({ description: 'Model that produced the image' }),
         'x-seed': z.string().optional().openapi({ description: 'Seed of a single image from a seed' }),
+        'x-truncation-center': z.enum(['none', 'global', 'class']).openapi({
+          description: 'Truncation centre used: none (psi 1), global (w_avg) or class (per-class averages of a conditional model)',
+        }),
         'server-timing': z.string().optional().openapi({ description: 'queue, inference and encode durations in ms' }),
       }),
       content: {
@@ -66,6 +69,7 @@ export function registerGenerate(app: OpenAPIHono<AppEnv>): void {
       const seed = images[index].seed;
       return seed === undefined ? { 'X-Index': String(index) } : { 'X-Index': String(index), 'X-Seed': String(seed) };
     };
-    return sendImages(c, model.manifest, results, images.length, { format, quality: body.quality }, label, controller);
+    const headers = { 'X-Truncation-Center': truncationCenter(model.manifest, body, body.psi) };
+    return sendImages(c, model.manifest, results, images.length, { format, quality: body.quality }, label, controller, headers);
   });
 }

@@ -73,6 +73,7 @@ export async function sendImages(
   settings: EncodeSettings,
   label: ImageLabeler,
   controller: AbortController,
+  headers: Record<string, string> = {},
 ): Promise<Response> {
   const iterator = results[Symbol.asyncIterator]();
   let first: IteratorResult<ImageResult>;
@@ -84,7 +85,7 @@ export async function sendImages(
   if (first.done) throw new HttpProblem(500, 'internal', 'the job ended without producing an image; this is a bug');
   const contentType = mediaTypes[settings.format];
   const { resolution, imgChannels } = manifest.arch;
-  const common: Record<string, string> = { 'X-Model': manifest.name, 'X-Request-Id': c.get('requestId') };
+  const common: Record<string, string> = { 'X-Model': manifest.name, 'X-Request-Id': c.get('requestId'), ...headers };
   if (settings.format === 'raw') {
     common['X-Tensor-Shape'] = `${imgChannels},${resolution},${resolution}`;
     common['X-Tensor-Dtype'] = 'float32';

@@ -148,3 +148,14 @@ export function resolveImages(
     return { spec: { latent: { kind: 'ws', ws }, ...noiseFor(i) } };
   });
 }
+
+/**
+ * Names the truncation centre a request used, for the `X-Truncation-Center` header: `none` (psi 1),
+ * `class` (the label-weighted per-class averages of a conditional model that stores them) or
+ * `global` (the model's w_avg).
+ */
+export function truncationCenter(manifest: ModelManifest, latents: LatentRequest, psi: number): 'none' | 'class' | 'global' {
+  if (psi === 1) return 'none';
+  const mapsLatents = latents.seeds !== undefined || latents.z !== undefined;
+  return mapsLatents && manifest.arch.cDim > 0 && manifest.wAvgPerClass ? 'class' : 'global';
+}

@@ -53,6 +53,9 @@ describe('generate responses', () => {
     assert.equal(response.headers.get('x-model'), 'ada-tiny-32');
     assert.equal(response.headers.get('x-seed'), '7');
     assert.match(response.headers.get('server-timing') ?? '', /queue;dur=.*inference;dur=.*encode;dur=/);
+    assert.equal(response.headers.get('x-truncation-center'), 'none');
+    const truncated = await generate({ seeds: [7], psi: 0.7 });
+    assert.equal(truncated.headers.get('x-truncation-center'), 'global');
     const image = await decodeRgb(new Uint8Array(await response.arrayBuffer()));
     assert.equal(image.width, 32);
     assert.equal(image.height, 32);

@@ -1,7 +1,13 @@
 /**
- * The gradient graph synthesis_grad.onnx against central finite differences of its own loss, on
- * random directions, for ws and for noise inputs, and its forward image against synthesis.onnx.
- * The models: ada-tiny-32 (no clamp) and ada-clamp-32 (clamp 0.5, so the Clip masks are exercised).
+ * The gradient graph synthesis_grad.onnx against central finite differences on random directions,
+ * for ws and for noise inputs, and its forward image against synthesis.onnx. Models: ada-tiny-32
+ * (no clamp) and ada-clamp-32 (clamp 0.5, so the Clip masks are exercised).
+ *
+ * The finite differences use a float64 TypeScript implementation of the documented loss, applied
+ * to the graph's `img` output. The graph's own float32 loss sums thousands of terms, and its
+ * round-off (about 1e-6) would swamp a difference quotient. The float64 loss is also an
+ * independent check of the graph's loss value. LeakyRelu and Clip make the loss piecewise smooth,
+ * so the step is small: 1e-4 of the input's norm.
  */
 
 import assert from 'node:assert/strict';
@@ -24,6 +30,8 @@ import { createSession, maxAbsDiff, runSynthesis } from '../graph/graph-session.
 const fixturesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 /** Allowed relative error between the analytic and the finite-difference directional derivative. */
 const relativeTolerance = 1e-2;
+/** Finite-difference step relative to the norm of the perturbed input. */
+const relativeStep = 1e-4;
 
 function loadWeights(fixture: string): GeneratorWeights {
   return readCheckpoint(readFileSync(path.join(fixturesDir, fixture, `${fixture}.pkl`)));
@@ -53,6 +61,70 @@ async function evaluate(session: ort.InferenceSession, weights: GeneratorWeights
   return session.run(feeds);
 }
 
+/** K×K box average with stride K of `[3, size, size]`. */
+function boxDown(x: ArrayLike<number>, size: number, k: number): Float64Array {
+  const s = size / k;
+  const out = new Float64Array(3 * s * s);
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < s; y++) {
+      for (let x0 = 0; x0 < s; x0++) {
+        let total = 0;
+        for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) total += x[(c * size + y * k + a) * size + x0 * k + b];
+        out[(c * s + y) * s + x0] = total / (k * k);
+      }
+    }
+  }
+  return out;
+}
+
+function meanSquaredError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let total = 0;
+  for (let i = 0; i < a.length; i++) total += (a[i] - b[i]) ** 2;
+  return total / a.length;
+}
+
+/** Mean SSIM of `[3, R, R]` images in [-1, 1]: 11-tap Gaussian (σ 1.5), valid window, data range 1 after mapping to [0, 1]. */
+function meanSsim(a: ArrayLike<number>, b: ArrayLike<number>, size: number): number {
+  const taps = Math.min(11, size - 1);
+  const weights1d = Array.from({ length: taps }, (_, i) => Math.exp(-((i - (taps - 1) / 2) ** 2) / (2 * 1.5 ** 2)));
+  const total = weights1d.reduce((sum, w) => sum + w, 0);
+  const outSize = size - taps + 1;
+  let sum = 0;
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < outSize; y++) {
+      for (let x = 0; x < outSize; x++) {
+        let mx = 0, my = 0, exx = 0, eyy = 0, exy = 0;
+        for (let i = 0; i < taps; i++) {
+          for (let j = 0; j < taps; j++) {
+            const w = (weights1d[i] * weights1d[j]) / total ** 2;
+            const p = (a[(c * size + y + i) * size + x + j] + 1) / 2;
+            const q = (b[(c * size + y + i) * size + x + j] + 1) / 2;
+            mx += w * p;
+            my += w * q;
+            exx += w * p * p;
+            eyy += w * q * q;
+            exy += w * p * q;
+          }
+        }
+        const c1 = 1e-4;
+        const c2 = 9e-4;
+        sum += ((2 * mx * my + c1) * (2 * (exy - mx * my) + c2)) / ((mx * mx + my * my + c1) * (exx - mx * mx + eyy - my * my + c2));
+      }
+    }
+  }
+  return sum / (3 * outSize * outSize);
+}
+
+/** The documented projection loss in float64. */
+function referenceLoss(img: ArrayLike<number>, target: ArrayLike<number>, size: number, lossWeights: number[]): number {
+  return (
+    lossWeights[0] * meanSquaredError(img, target) +
+    lossWeights[1] * meanSquaredError(boxDown(img, size, 2), boxDown(target, size, 2)) +
+    lossWeights[2] * meanSquaredError(boxDown(img, size, 4), boxDown(target, size, 4)) +
+    lossWeights[3] * (1 - meanSsim(img, target, size))
+  );
+}
+
 function dot(a: Float32Array, b: Float32Array): number {
   let sum = 0;
   for (let i = 0; i < a.length; i++) sum += a[i] * b[i];
@@ -63,7 +135,7 @@ function norm(a: Float32Array): number {
   return Math.sqrt(dot(a, a));
 }
 
-/** Central difference of the loss along `direction` (unit length) with step `h`, in float64 around the float32 losses. */
+/** Central difference of the float64 reference loss of the graph's image, moving the input by ±h along a unit direction. */
 async function directionalDifference(
   session: ort.InferenceSession,
   weights: GeneratorWeights,
@@ -73,9 +145,10 @@ async function directionalDifference(
   move: (p: Point, scale: number) => Point,
   h: number,
 ): Promise<number> {
-  const plus = (await evaluate(session, weights, move(point, h), target, lossWeights))[gradientIo.loss].data as Float32Array;
-  const minus = (await evaluate(session, weights, move(point, -h), target, lossWeights))[gradientIo.loss].data as Float32Array;
-  return (plus[0] - minus[0]) / (2 * h);
+  const size = weights.arch.resolution;
+  const plus = (await evaluate(session, weights, move(point, h), target, lossWeights))[gradientIo.img].data as Float32Array;
+  const minus = (await evaluate(session, weights, move(point, -h), target, lossWeights))[gradientIo.img].data as Float32Array;
+  return (referenceLoss(plus, target, size, lossWeights) - referenceLoss(minus, target, size, lossWeights)) / (2 * h);
 }
 
 async function checkModel(fixture: string, lossWeights: number[]) {
@@ -88,8 +161,12 @@ async function checkModel(fixture: string, lossWeights: number[]) {
     ws: Float32Array.from(random.gaussians(wsSize), (v) => v * 0.5),
     noise: constNoise(weights),
   };
-  const target = Float32Array.from(random.gaussians(arch.imgChannels * arch.resolution ** 2), (v) => Math.tanh(v));
+  // The target is the image of a nearby latent, as in a projection that is under way.
+  const targetPoint: Point = { ...start, ws: Float32Array.from(start.ws, (v) => v + 0.3 * random.gaussians(1)[0]) };
+  const target = ((await evaluate(session, weights, targetPoint, new Float32Array(arch.imgChannels * arch.resolution ** 2), lossWeights))[gradientIo.img].data as Float32Array).slice();
   const out = await evaluate(session, weights, start, target, lossWeights);
+  const graphLoss = (out[gradientIo.loss].data as Float32Array)[0];
+  const expectedLoss = referenceLoss(out[gradientIo.img].data as Float32Array, target, arch.resolution, lossWeights);
   const gradWs = out[gradientIo.gradWs].data as Float32Array;
   const results: { what: string; analytic: number; numeric: number; relative: number }[] = [];
 
@@ -97,7 +174,7 @@ async function checkModel(fixture: string, lossWeights: number[]) {
     const direction = random.gaussians(wsSize);
     const length = norm(direction);
     for (let i = 0; i < wsSize; i++) direction[i] /= length;
-    const h = 1e-2 * norm(start.ws) / Math.sqrt(arch.numWs);
+    const h = relativeStep * norm(start.ws);
     const move = (p: Point, scale: number): Point => ({ ...p, ws: Float32Array.from(p.ws, (v, i) => v + scale * direction[i]) });
     const numeric = await directionalDifference(session, weights, start, target, lossWeights, move, h);
     const analytic = dot(gradWs, direction);
@@ -111,7 +188,7 @@ async function checkModel(fixture: string, lossWeights: number[]) {
     const direction = random.gaussians(layer.resolution ** 2);
     const length = norm(direction);
     for (let i = 0; i < direction.length; i++) direction[i] /= length;
-    const h = 1e-2 * norm(start.noise[layerIndex]);
+    const h = relativeStep * norm(start.noise[layerIndex]);
     const move = (p: Point, scale: number): Point => ({
       ...p,
       noise: p.noise.map((map, i) => (i === layerIndex ? Float32Array.from(map, (v, j) => v + scale * direction[j]) : map)),
@@ -121,7 +198,7 @@ async function checkModel(fixture: string, lossWeights: number[]) {
     results.push({ what: `${layer.name} (${layer.layer})`, analytic, numeric, relative: Math.abs(analytic - numeric) / Math.max(Math.abs(numeric), 1e-12) });
   }
   await session.release();
-  return results;
+  return { results, graphLoss, expectedLoss };
 }
 
 describe('synthesis gradient graph', () => {
@@ -131,7 +208,8 @@ describe('synthesis gradient graph', () => {
     ['ada-clamp-32', [1, 1, 1, 1]],
   ] as const) {
     it(`matches finite differences on ${fixture}, loss weights ${lossWeights.join(',')}`, async () => {
-      const results = await checkModel(fixture, [...lossWeights]);
+      const { results, graphLoss, expectedLoss } = await checkModel(fixture, [...lossWeights]);
+      assert.ok(Math.abs(graphLoss - expectedLoss) <= 1e-5 * Math.max(1, expectedLoss), `graph loss ${graphLoss} vs float64 reference ${expectedLoss}`);
       for (const result of results) {
         assert.ok(Math.abs(result.numeric) > 1e-6, `${result.what}: the finite difference ${result.numeric} is too small to compare`);
         assert.ok(
