@@ -230,6 +230,7 @@ export function nvlabsWeights(value: unknown, details: Record<string, string | n
 
   const tensors = new Map<string, Tensor>();
   for (const [name, tensor] of torchTensors) tensors.set(name, { shape: tensor.shape, data: tensor.toFloat32(name) });
+  const wAvgPerClass = splitPerClassAverage(arch, tensors);
   checkCanonicalTensors(arch, tensors, format);
 
   const sg3 = blockResolutions(arch.resolution).some((res) => synthesis!.submodule(`b${res}`)?.attr('fused_modconv_default') !== undefined);
@@ -240,6 +241,7 @@ export function nvlabsWeights(value: unknown, details: Record<string, string | n
     tensors,
     wAvg: storedWAvg ? storedWAvg.data.slice() : new Float32Array(arch.wDim),
     wAvgSource: storedWAvg ? 'checkpoint' : 'estimated',
+    ...(wAvgPerClass ? { wAvgPerClass } : {}),
     source: {
       format: 'nvlabs-pickle',
       details: {
@@ -250,4 +252,25 @@ export function nvlabsWeights(value: unknown, details: Record<string, string | n
     },
     warnings,
   };
+}
+
+/**
+ * Handles conditional generators that keep one average latent per class (`mapping.w_avg` of shape
+ * `[cDim, wDim]`, as some conditional forks of stylegan2-ada-pytorch do): returns those rows and
+ * replaces the tensor by their mean, the global centre. Returns undefined for the usual `[wDim]`.
+ */
+export function splitPerClassAverage(arch: GeneratorArchitecture, tensors: Map<string, Tensor>): Float32Array | undefined {
+  const stored = tensors.get('mapping.w_avg');
+  if (!stored || stored.shape.length !== 2 || arch.cDim === 0) return undefined;
+  const [classes, wDim] = stored.shape;
+  if (classes !== arch.cDim || wDim !== arch.wDim) {
+    throw new CheckpointError(
+      'invalid_structure',
+      `Invalid ${format}: mapping.w_avg has shape [${stored.shape.join(', ')}], expected [${arch.wDim}] or per class [${arch.cDim}, ${arch.wDim}]`,
+    );
+  }
+  const mean = new Float32Array(wDim);
+  for (let k = 0; k < classes; k++) for (let j = 0; j < wDim; j++) mean[j] += stored.data[k * wDim + j] / classes;
+  tensors.set('mapping.w_avg', { shape: [wDim], data: mean });
+  return stored.data.slice();
 }
