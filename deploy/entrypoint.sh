@@ -5,12 +5,12 @@
 # receives SIGTERM directly. Arguments are passed to the CLI unchanged (default: serve).
 #
 # Variables:
-#   CHECKPOINT_URL      http(s) URL or file path of a StyleGAN2 checkpoint (optional)
-#   CHECKPOINT_SHA256   expected sha256 of that file, hex (optional, recommended)
-#   MODEL_NAME          folder name for the converted model; required with CHECKPOINT_URL.
+#   CHECKPOINT_URL      http(s) URL or file path of a StyleGAN2 checkpoint (optional).
+#   CHECKPOINT_SHA256   Expected sha256 of that file in hex (optional, recommended).
+#   MODEL_NAME          Folder name for the converted model, required with CHECKPOINT_URL.
 #                       It also becomes MODEL (the default model of `serve`) unless MODEL is set.
-#   MODELS_DIR          models folder (default /models)
-#   STYLEGAN_SERVE_CLI  command that runs the CLI (default: node /app/dist/cli.js)
+#   MODELS_DIR          Models folder (default /models).
+#   STYLEGAN_SERVE_CLI  Command that runs the CLI (default: node /app/dist/cli.js).
 set -eu
 
 cli="${STYLEGAN_SERVE_CLI:-node /app/dist/cli.js}"

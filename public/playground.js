@@ -23,7 +23,7 @@ function requestHeaders(json) {
   return headers;
 }
 
-/** Sends a request; throws an Error with the problem+json detail when the status is not 2xx. */
+/** Sends a request and throws an Error with the problem+json detail when the status is not 2xx. */
 async function callApi(path, body) {
   const response = await fetch(path, {
     method: body === undefined ? 'GET' : 'POST',
@@ -41,7 +41,7 @@ async function callApi(path, body) {
   throw new Error(`HTTP ${response.status}: ${detail}`);
 }
 
-/** Parses "1, 2, 3" into seeds; throws naming the field when an entry is not a valid seed. */
+/** Parses "1, 2, 3" into seeds, throwing an error that names the field when an entry is not a valid seed. */
 function parseSeeds(text, field) {
   const seeds = text
     .split(/[\s,]+/)
@@ -112,7 +112,7 @@ async function loadModels() {
   }
 }
 
-/** Runs one request from a button: disables it, shows the image or the error. */
+/** Runs one request from a button, which stays disabled until the image or the error is shown. */
 async function runAction(buttonId, statusId, imageId, buildRequest) {
   const button = byId(buttonId);
   button.disabled = true;

@@ -18,6 +18,7 @@ import { healthPaths, registerHealth } from './routes/health.js';
 import { registerInterpolate } from './routes/interpolate.js';
 import { registerMix } from './routes/mix.js';
 import { registerModels } from './routes/models.js';
+import { registerProject } from './routes/project.js';
 import { docsPath, registerDocs } from './routes/docs.js';
 import { playgroundPaths, registerPlayground } from './routes/playground.js';
 import { HttpProblem, problemResponse, type ProblemKind } from './routes/problem.js';
@@ -119,6 +120,7 @@ export function registerRoutes(app: OpenAPIHono<AppEnv>): void {
   registerMix(app);
   registerInterpolate(app);
   registerEdit(app);
+  registerProject(app);
 }
 
 /** Builds the OpenAPI 3.1 document of every route without starting anything. */
@@ -152,7 +154,7 @@ export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
   });
   const corsOrigins = options.corsOrigins ?? [];
   if (corsOrigins.length > 0) {
-    // Before auth, so preflight requests (which carry no Authorization header) get their answer.
+    // Before auth, because preflight requests carry no Authorization header.
     app.use(
       '*',
       cors({

@@ -87,6 +87,36 @@ export const settingSpecs = {
     description: 'Most pixels one response may hold (frames × width × height, or a grid), bounding memory',
     schema: int(1).default(64 * 1024 * 1024),
   },
+  maxProjectSteps: {
+    flag: 'max-project-steps',
+    env: 'MAX_PROJECT_STEPS',
+    description: 'Most optimisation steps one /project request may ask for',
+    schema: int(1).default(1000),
+  },
+  maxUploadBytes: {
+    flag: 'max-upload-bytes',
+    env: 'MAX_UPLOAD_BYTES',
+    description: 'Largest /project upload body, in bytes (also capped by --max-body-bytes)',
+    schema: int(1024).default(10 << 20),
+  },
+  maxUploadPixels: {
+    flag: 'max-upload-pixels',
+    env: 'MAX_UPLOAD_PIXELS',
+    description: 'Most pixels (width × height) an uploaded image may have, checked from its header before decoding',
+    schema: int(1).default(40_000_000),
+  },
+  maxProjectJobs: {
+    flag: 'max-project-jobs',
+    env: 'MAX_PROJECT_JOBS',
+    description: 'Most projections (streamed or async) running at once; more get 429',
+    schema: int(1).default(4),
+  },
+  projectJobTtlMs: {
+    flag: 'project-job-ttl-ms',
+    env: 'PROJECT_JOB_TTL_MS',
+    description: 'How long a finished async projection job and its result are kept, in ms',
+    schema: int(1000).default(3_600_000),
+  },
   maxBatch: { flag: 'max-batch', env: 'MAX_BATCH', description: 'Largest inference batch, in images', schema: int(1, 256).default(8) },
   maxQueueDelayMs: {
     flag: 'max-queue-delay-ms',

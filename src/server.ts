@@ -61,6 +61,13 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
       maxTimeoutMs: config.maxTimeoutMs,
       pngCompressionLevel: config.pngCompressionLevel,
       webpEffort: config.webpEffort,
+      projection: {
+        maxProjectSteps: config.maxProjectSteps,
+        maxUploadBytes: config.maxUploadBytes,
+        maxUploadPixels: config.maxUploadPixels,
+        maxProjectJobs: config.maxProjectJobs,
+        projectJobTtlMs: config.projectJobTtlMs,
+      },
     },
   });
 

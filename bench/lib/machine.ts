@@ -4,6 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 
+import sharp from 'sharp';
+
 export interface MachineInfo {
   cpuModel: string;
   cores: number;
@@ -30,7 +32,7 @@ export function machineInfo(): MachineInfo {
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     node: process.version,
     onnxruntime: (require('onnxruntime-node/package.json') as { version: string }).version,
-    sharp: (require('sharp/package.json') as { version: string }).version,
+    sharp: (sharp.versions as { sharp?: string }).sharp ?? 'unknown',
   };
 }
 

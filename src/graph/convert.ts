@@ -1,6 +1,7 @@
 /**
  * Converts canonical generator weights into a model folder `models/<name>/` (see model-manifest.ts):
- * the two ONNX graphs, the stored noise maps and model.json. The folder is assembled in a temporary
+ * the ONNX graphs (mapping, synthesis and the projection gradient graph), the stored noise maps and
+ * model.json. The folder is assembled in a temporary
  * sibling directory and renamed into place, so readers never see a half-written model.
  */
 
@@ -17,10 +18,12 @@ import {
   mappingGraphFile,
   modelManifestFile,
   noiseConstFile,
+  synthesisGradientGraphFile,
   synthesisGraphFile,
   type ModelManifest,
 } from './model-manifest.js';
 import { computeDirections } from './directions.js';
+import { buildSynthesisGradientGraph } from './gradient.js';
 import { buildSynthesisGraph } from './synthesis.js';
 import { estimateWAvg } from './w-avg.js';
 
@@ -28,7 +31,7 @@ import { estimateWAvg } from './w-avg.js';
 export const modelNamePattern = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 export interface ConversionProgress {
-  stage: 'w_avg' | 'mapping' | 'synthesis' | 'noise' | 'directions' | 'write' | 'done';
+  stage: 'w_avg' | 'mapping' | 'synthesis' | 'gradient' | 'noise' | 'directions' | 'write' | 'done';
   message: string;
 }
 
@@ -83,6 +86,8 @@ export async function writeModelFolder(weights: GeneratorWeights, options: Write
   const mappingBytes = buildMappingGraph(finalWeights);
   progress({ stage: 'synthesis', message: 'building synthesis.onnx' });
   const synthesisBytes = buildSynthesisGraph(finalWeights);
+  progress({ stage: 'gradient', message: 'building synthesis_grad.onnx (loss and gradients for projection)' });
+  const gradientBytes = buildSynthesisGradientGraph(finalWeights);
   progress({ stage: 'noise', message: 'collecting the stored noise maps' });
   const noiseBytes = noiseConstBytes(finalWeights);
 
@@ -92,10 +97,11 @@ export async function writeModelFolder(weights: GeneratorWeights, options: Write
   const directionValues = new Float32Array(directionSets.length * wDim * wDim);
   directionSets.forEach((set, i) => directionValues.set(set.vectors, i * wDim * wDim));
 
-  const files = { mapping: mappingGraphFile, synthesis: synthesisGraphFile, noiseConst: noiseConstFile };
+  const files = { mapping: mappingGraphFile, synthesis: synthesisGraphFile, noiseConst: noiseConstFile, synthesisGrad: synthesisGradientGraphFile };
   const contents: Record<string, Uint8Array> = {
     [mappingGraphFile]: mappingBytes,
     [synthesisGraphFile]: synthesisBytes,
+    [synthesisGradientGraphFile]: gradientBytes,
     [noiseConstFile]: noiseBytes,
     [directionsFile]: littleEndianFloats(directionValues),
   };

@@ -13,6 +13,10 @@
  *   float32, nominally in [-1, 1]. The graph multiplies each noise map by its `noise_strength`.
  * - `noise_const.f32.bin`: the stored `noise_const` buffers, concatenated in `noiseLayers` order,
  *   little-endian float32; fed to the noise inputs for noise mode `const`.
+ * - `synthesis_grad.onnx` (optional; folders converted before it existed lack it): synthesis plus
+ *   the projection loss and its explicit backward pass. Inputs are those of synthesis.onnx plus
+ *   `target [N, imgChannels, R, R]` and `loss_weights [4]`. Outputs are `loss [N]`, `img`,
+ *   `grad_ws [N, numWs, wDim]` and `grad_noise_<i> [N, 1, R, R]` (see src/graph/gradient.ts).
  * - `directions.f32.bin` (optional): closed-form semantic directions, one `[wDim, wDim]` block of
  *   unit eigenvectors (rows, by descending eigenvalue) per set in `ModelManifest.directions`.
  */
@@ -27,6 +31,7 @@ export const mappingGraphFile = 'mapping.onnx';
 export const synthesisGraphFile = 'synthesis.onnx';
 export const noiseConstFile = 'noise_const.f32.bin';
 export const directionsFile = 'directions.f32.bin';
+export const synthesisGradientGraphFile = 'synthesis_grad.onnx';
 
 /** One set of closed-form directions stored in `directions.f32.bin`. */
 export interface DirectionSetEntry {
@@ -81,6 +86,8 @@ export interface ModelManifest {
     mapping: string;
     synthesis: string;
     noiseConst: string;
+    /** The gradient graph used by projection; absent in folders converted before it existed. */
+    synthesisGrad?: string;
   };
   /** sha256 of each file above, so a damaged folder is detected at load time. */
   fileSha256: Record<string, string>;

@@ -1,6 +1,6 @@
 /**
  * GET /docs: Swagger UI for the OpenAPI document served at /openapi.json. The page is left out of
- * the OpenAPI document itself and needs no API key (it holds no data).
+ * the OpenAPI document itself and needs no API key because it contains no data.
  */
 
 import type { OpenAPIHono } from '@hono/zod-openapi';

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ImageResult, ImageSpec, JobOptions, ModelInfo } from '../runtime/contract.js';
 import type { LoadedDirectionSet } from '../runtime/directions.js';
+import type { WorkerTask, WorkerTaskOutput } from '../runtime/worker-protocol.js';
 
 /** The runtime operations the routes use; `src/app.ts` passes the real inference service. */
 export interface ImageService {
@@ -17,6 +18,8 @@ export interface ImageService {
   getModel(name: string): ModelInfo | undefined;
   /** Queues the images; throws the runtime's queue-full or unavailable errors synchronously. */
   generate(model: string, images: ImageSpec[], options: JobOptions): AsyncIterable<ImageResult>;
+  /** Runs a projection gradient step or a mapping-only batch at bulk priority in the same scheduler. */
+  runTask(model: string, task: WorkerTask, options: JobOptions): Promise<WorkerTaskOutput>;
   /** Execution provider actually in use (`cpu` or `cuda`) and why. */
   provider(): { name: string; reason: string };
   /** The model's closed-form direction sets, or undefined when its folder has none. */
@@ -39,6 +42,16 @@ export interface RouteSettings {
   maxTimeoutMs: number;
   pngCompressionLevel: number;
   webpEffort: number;
+  /** Projection limits (src/routes/project.ts); defaults from src/config.ts apply when absent. */
+  projection?: ProjectionSettings;
+}
+
+export interface ProjectionSettings {
+  maxProjectSteps: number;
+  maxUploadBytes: number;
+  maxUploadPixels: number;
+  maxProjectJobs: number;
+  projectJobTtlMs: number;
 }
 
 export interface AppEnv {

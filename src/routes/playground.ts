@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from './env.js';
 
-/** `public/` at the repository root; the same relative path from `src/routes/` and `dist/routes/`. */
+/** `public/` at the repository root, which is `../../public/` from both `src/routes/` and `dist/routes/`. */
 const publicDir = new URL('../../public/', import.meta.url);
 
 const assets = [
@@ -21,7 +21,7 @@ export const playgroundPaths: string[] = assets.map((asset) => asset.path);
 
 export function registerPlayground(app: OpenAPIHono<AppEnv>): void {
   for (const asset of assets) {
-    // Read once at start-up: a missing file fails the start, not the first page view.
+    // Read once at start-up, so a missing file fails the start and not the first page view.
     const body = readFileSync(new URL(asset.file, publicDir), 'utf8');
     app.get(asset.path, (c) => c.body(body, 200, { 'Content-Type': asset.contentType, 'Cache-Control': 'no-cache' }));
   }

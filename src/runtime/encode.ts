@@ -167,3 +167,78 @@ export function encodeGrid(images: readonly Float32Array[], shape: ImageShape, o
     return withFormat(sharp(grid, rawInput({ channels, height: gridHeight, width: gridWidth })), options).toBuffer();
   });
 }
+
+/** Image formats `decodeUpload` accepts, by sharp's format name. */
+export const uploadFormats = ['png', 'jpeg', 'webp'] as const;
+/** Background that transparent upload pixels are flattened onto. */
+export const uploadBackground = '#ffffff';
+
+/** Why an upload was rejected: not a decodable PNG/JPEG/WebP, or more pixels than allowed. */
+export class UploadError extends Error {
+  constructor(
+    readonly reason: 'unsupported' | 'too-many-pixels' | 'corrupt',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UploadError';
+  }
+}
+
+/** A decoded, pre-processed upload. */
+export interface DecodedUpload {
+  /** `[size, size, 3]` sRGB uint8, row-major. */
+  rgb: Uint8Array;
+  /** Format, size as stored, EXIF orientation and the size after orientation. */
+  source: { format: string; width: number; height: number; orientation: number; orientedWidth: number; orientedHeight: number; channels: number; hasAlpha: boolean };
+}
+
+/**
+ * Decodes an uploaded PNG, JPEG or WebP into a `[size, size, 3]` RGB target: EXIF orientation
+ * applied, centre crop to a square, Lanczos-3 resize to `size`, alpha flattened onto white, and
+ * greyscale converted to RGB. The header is read first, so an image over `maxPixels` is rejected
+ * before its pixels are decoded. Throws UploadError.
+ */
+export async function decodeUpload(bytes: Uint8Array, size: number, maxPixels: number): Promise<DecodedUpload> {
+  let metadata: Awaited<ReturnType<Sharp['metadata']>>;
+  try {
+    metadata = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    throw new UploadError('unsupported', `the upload is not a readable image (${(err as Error).message}); send a PNG, JPEG or WebP file`);
+  }
+  const format = metadata.format ?? 'unknown';
+  if (!(uploadFormats as readonly string[]).includes(format)) {
+    throw new UploadError('unsupported', `the upload is a ${format} image; send a PNG, JPEG or WebP file`);
+  }
+  const { width, height } = metadata;
+  if (!width || !height) throw new UploadError('corrupt', 'the image header has no width or height; the file is damaged');
+  if (width * height > maxPixels) {
+    throw new UploadError('too-many-pixels', `the image is ${width}x${height} = ${width * height} pixels, more than the server's limit of ${maxPixels}; downscale it first`);
+  }
+  const orientation = metadata.orientation ?? 1;
+  const swapsAxes = orientation >= 5 && orientation <= 8;
+  try {
+    const { data } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error', autoOrient: true })
+      .resize(size, size, { fit: 'cover', position: 'centre', kernel: 'lanczos3' })
+      .flatten({ background: uploadBackground })
+      .toColourspace('srgb')
+      .removeAlpha()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (data.length !== size * size * 3) throw new Error(`decoder returned ${data.length} bytes, expected ${size * size * 3}`);
+    return {
+      rgb: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+      source: {
+        format,
+        width,
+        height,
+        orientation,
+        orientedWidth: swapsAxes ? height : width,
+        orientedHeight: swapsAxes ? width : height,
+        channels: metadata.channels ?? 3,
+        hasAlpha: metadata.hasAlpha ?? false,
+      },
+    };
+  } catch (err) {
+    throw new UploadError('corrupt', `the image could not be decoded (${(err as Error).message}); the file is damaged or truncated`);
+  }
+}

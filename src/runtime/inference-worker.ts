@@ -13,7 +13,22 @@ import { Tensor, type InferenceSession } from 'onnxruntime-node';
 
 import { noiseMapsFromSeed } from './seeds.js';
 import { assertSessionIo, openSession, type ProviderName } from './sessions.js';
-import { noiseModeCode, type BatchInput, type BatchOutput, type FromWorker, type ToWorker, type WorkerInit, type WorkerModelSpec } from './worker-protocol.js';
+import {
+  noiseModeCode,
+  taskOutputBuffers,
+  type BatchInput,
+  type BatchOutput,
+  type FromWorker,
+  type GradientBatchInput,
+  type GradientBatchOutput,
+  type MappingBatchInput,
+  type MappingBatchOutput,
+  type ToWorker,
+  type WorkerInit,
+  type WorkerModelSpec,
+  type WorkerTask,
+  type WorkerTaskOutput,
+} from './worker-protocol.js';
 
 interface ModelSessions {
   spec: WorkerModelSpec;
@@ -23,12 +38,16 @@ interface ModelSessions {
   noiseConst: Float32Array[];
   /** Zero noise per layer, `[1, 1, R, R]` each. */
   noiseZeros: Float32Array[];
+  /** The projection gradient session, opened by the first gradient task. */
+  gradient?: Promise<InferenceSession>;
 }
 
 const port = parentPort;
 if (!port) throw new Error('inference-worker.ts must run in a worker thread, started by worker-pool.ts');
 
 const models = new Map<string, ModelSessions>();
+let sessionProvider: ProviderName | undefined;
+let workerInit: WorkerInit | undefined;
 
 function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
   port!.postMessage(message, transfer);
@@ -162,9 +181,73 @@ async function runBatch(batch: BatchInput): Promise<BatchOutput> {
   };
 }
 
+/** Opens the model's gradient session on first use, with the provider the other sessions use. */
+function gradientSession(m: ModelSessions): Promise<InferenceSession> {
+  const path = m.spec.synthesisGradPath;
+  if (path === undefined) {
+    return Promise.reject(new Error(`model ${m.spec.name} has no synthesis_grad.onnx; re-convert it with this version to enable projection`));
+  }
+  m.gradient ??= openSession(path, workerInit!.session, sessionProvider).then(({ session }) => session);
+  m.gradient.catch(() => {
+    m.gradient = undefined;
+  });
+  return m.gradient;
+}
+
+async function runGradient(batch: GradientBatchInput): Promise<GradientBatchOutput> {
+  const started = performance.now();
+  const m = models.get(batch.model);
+  if (!m) throw new Error(`model ${batch.model} is not loaded in this worker`);
+  const session = await gradientSession(m);
+  const { numWs, wDim, resolution, imgChannels } = m.spec;
+  const feeds: Record<string, Tensor> = {
+    ws: new Tensor('float32', batch.ws, [batch.rows, numWs, wDim]),
+    target: new Tensor('float32', batch.target, [batch.rows, imgChannels, resolution, resolution]),
+    loss_weights: new Tensor('float32', batch.lossWeights, [batch.lossWeights.length]),
+  };
+  m.spec.noiseLayers.forEach((layer, i) => {
+    const rows = batch.noise === null ? 1 : batch.noiseRows;
+    const map = batch.noise === null ? m.noiseConst[i] : batch.noise[i];
+    feeds[layer.name] = new Tensor('float32', map, [rows, 1, layer.resolution, layer.resolution]);
+  });
+  const out = await session.run(feeds);
+  const copy = (name: string) => (out[name].data as Float32Array).slice();
+  return {
+    loss: copy('loss'),
+    img: copy('img'),
+    gradWs: copy('grad_ws'),
+    gradNoise: m.spec.noiseLayers.map((layer) => copy(`grad_${layer.name}`)),
+    timings: { totalMs: performance.now() - started },
+  };
+}
+
+async function runMappingTask(batch: MappingBatchInput): Promise<MappingBatchOutput> {
+  const started = performance.now();
+  const m = models.get(batch.model);
+  if (!m) throw new Error(`model ${batch.model} is not loaded in this worker`);
+  const { zDim, cDim, numWs, wDim } = m.spec;
+  const cutoff = new BigInt64Array(batch.rows).fill(BigInt(numWs)); // [rows]
+  const feeds: Record<string, Tensor> = {
+    z: new Tensor('float32', batch.z, [batch.rows, zDim]),
+    psi: new Tensor('float32', new Float32Array(batch.rows).fill(1), [batch.rows]),
+    truncation_cutoff: new Tensor('int64', cutoff, [batch.rows]),
+  };
+  if (cDim > 0) feeds.c = new Tensor('float32', batch.c, [batch.rows, cDim]);
+  const ws = (await m.mapping.run(feeds)).ws.data as Float32Array; // [rows, numWs, wDim]
+  const w = new Float32Array(batch.rows * wDim); // [rows, wDim]
+  for (let i = 0; i < batch.rows; i++) w.set(ws.subarray(i * numWs * wDim, i * numWs * wDim + wDim), i * wDim);
+  return { w, timings: { totalMs: performance.now() - started } };
+}
+
+async function runTask(task: WorkerTask): Promise<WorkerTaskOutput> {
+  if (task.kind === 'gradient') return { kind: 'gradient', output: await runGradient(task.batch) };
+  return { kind: 'mapping', output: await runMappingTask(task.batch) };
+}
+
 async function start(init: WorkerInit): Promise<void> {
   let provider: ProviderName | undefined;
   let reason = '';
+  workerInit = init;
   try {
     for (const spec of init.models) {
       const opened = await openModel(spec, init, provider);
@@ -175,10 +258,23 @@ async function start(init: WorkerInit): Promise<void> {
     send({ type: 'init-failed', message: (err as Error).message });
     return;
   }
+  sessionProvider = provider;
   // Batches are run strictly one after another, in arrival order.
   let chain = Promise.resolve();
   port!.on('message', (message: ToWorker) => {
     if (message.type === 'exit') process.exit(message.code);
+    if (message.type === 'task') {
+      const { id, task } = message;
+      chain = chain.then(async () => {
+        try {
+          const output = await runTask(task);
+          send({ type: 'task-result', id, output }, taskOutputBuffers(output));
+        } catch (err) {
+          send({ type: 'error', id, message: (err as Error).message });
+        }
+      });
+      return;
+    }
     chain = chain.then(async () => {
       try {
         const output = await runBatch(message.batch);

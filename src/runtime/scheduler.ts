@@ -23,7 +23,7 @@ import { Job } from './job.js';
 import type { RuntimeMetrics } from './metrics.js';
 import type { LoadedModel, ModelRegistry } from './model-registry.js';
 import type { WorkerPool } from './worker-pool.js';
-import type { BatchOutput } from './worker-protocol.js';
+import { taskQueueCost, type BatchOutput, type WorkerTask, type WorkerTaskOutput } from './worker-protocol.js';
 
 const priorities: Priority[] = ['interactive', 'bulk'];
 
@@ -44,6 +44,18 @@ interface Row {
   spec: ImageSpec;
 }
 
+/** A queued non-image task (a projection step, a mapping-only batch); always bulk priority. */
+interface QueuedTask {
+  task: WorkerTask;
+  requestId: string;
+  /** `performance.now()` at submission, in ms. */
+  submittedAt: number;
+  rows: number;
+  resolve: (output: WorkerTaskOutput) => void;
+  reject: (err: Error) => void;
+  cleanup: () => void;
+}
+
 export interface SchedulerStats {
   /** Real images the workers computed (padding excluded). */
   imagesComputed: number;
@@ -61,6 +73,10 @@ export interface SchedulerStats {
 export class Scheduler {
   private readonly queues = new Map<string, ModelQueue>();
   private readonly activeJobs = new Set<Job>();
+  /** Queued tasks in submission order; they run at bulk priority. */
+  private readonly tasks: QueuedTask[] = [];
+  /** Tasks queued or running, so that drain() waits for them too. */
+  private activeTasks = 0;
   private nextJobId = 1;
   private queuedImages = 0;
   private inFlightImages = 0;
@@ -127,6 +143,94 @@ export class Scheduler {
     return job;
   }
 
+  /**
+   * Queues a non-image task (a projection gradient step or a mapping-only batch) at bulk priority.
+   * Its rows count against maxQueuedImages. Rejects like `submit` throws, and with CancelledError or
+   * DeadlineExceededError when the signal fires or the deadline passes while it is queued. A task
+   * already running finishes, and its result is still delivered.
+   */
+  submitTask(modelName: string, task: WorkerTask, opts: JobOptions): Promise<WorkerTaskOutput> {
+    if (this.draining) return Promise.reject(new UnavailableError('the service is draining and accepts no new work; retry on another instance'));
+    try {
+      this.registry.require(modelName);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (opts.signal?.aborted) return Promise.reject(new CancelledError(`request ${opts.requestId} was cancelled before its task was queued`));
+    const rows = taskQueueCost(task);
+    const queuedTaskRows = this.tasks.reduce((sum, queued) => sum + queued.rows, 0);
+    const max = this.config.maxQueuedImages;
+    if (this.queuedImages + queuedTaskRows + rows > max) {
+      const retryAfterSeconds = this.estimateRetryAfterSeconds(this.queuedImages + queuedTaskRows + rows - max);
+      return Promise.reject(new QueueFullError(`the queue is full: it contains ${this.queuedImages + queuedTaskRows} of at most ${max} images and cannot take a ${rows}-row ${task.kind} task; retry in ${retryAfterSeconds} s`, retryAfterSeconds));
+    }
+    const now = Date.now();
+    const deadlineMs = Number.isFinite(opts.deadlineMs) ? Math.min(opts.deadlineMs, now + this.config.maxTimeoutMs) : now + this.config.defaultTimeoutMs;
+    if (deadlineMs <= now) return Promise.reject(new DeadlineExceededError(`request ${opts.requestId}: deadline passed before the ${task.kind} task was queued`));
+
+    this.activeTasks++;
+    return new Promise<WorkerTaskOutput>((resolve, reject) => {
+      const remove = (error: Error) => {
+        const at = this.tasks.indexOf(queued);
+        if (at < 0) return;
+        this.tasks.splice(at, 1);
+        queued.cleanup();
+        this.taskEnded();
+        reject(error);
+      };
+      const timer = setTimeout(() => remove(new DeadlineExceededError(`request ${opts.requestId}: deadline exceeded while its ${task.kind} task was queued`)), deadlineMs - now);
+      const onAbort = () => remove(new CancelledError(`request ${opts.requestId} was cancelled`));
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      const queued: QueuedTask = {
+        task,
+        requestId: opts.requestId,
+        submittedAt: performance.now(),
+        rows,
+        resolve,
+        reject,
+        cleanup: () => {
+          clearTimeout(timer);
+          opts.signal?.removeEventListener('abort', onAbort);
+        },
+      };
+      this.tasks.push(queued);
+      this.pump();
+    });
+  }
+
+  private dispatchTask(queued: QueuedTask): void {
+    queued.cleanup();
+    const model = queued.task.batch.model;
+    const startedAt = performance.now();
+    this.pool.runTask(queued.task).then(
+      (output) => {
+        this.counters.batchesRun++;
+        this.logger.debug({ model, kind: queued.task.kind, rows: queued.rows, requestId: queued.requestId, queueMs: Math.round(startedAt - queued.submittedAt), runMs: Math.round(performance.now() - startedAt) }, 'task finished');
+        this.taskEnded();
+        queued.resolve(output);
+      },
+      (err: Error) => {
+        this.counters.failedBatches++;
+        this.metrics.inferenceFailures.inc({ model });
+        this.logger.error({ model, kind: queued.task.kind, requestId: queued.requestId, err }, 'task failed');
+        this.taskEnded();
+        queued.reject(err);
+      },
+    );
+  }
+
+  private taskEnded(): void {
+    this.activeTasks--;
+    this.resolveDrainWaiters();
+  }
+
+  private resolveDrainWaiters(): void {
+    if (this.activeJobs.size > 0 || this.activeTasks > 0) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
   private queueOf(model: LoadedModel): ModelQueue {
     let queue = this.queues.get(model.name);
     if (!queue) {
@@ -178,22 +282,18 @@ export class Scheduler {
 
   private jobEnded(job: Job): void {
     this.activeJobs.delete(job);
-    if (this.activeJobs.size === 0) {
-      const waiters = this.drainWaiters;
-      this.drainWaiters = [];
-      for (const resolve of waiters) resolve();
-    }
+    this.resolveDrainWaiters();
   }
 
   /** The model to serve next: interactive work first, then the one whose oldest job waited longest. */
-  private pickQueue(): { queue: ModelQueue; oldestAt: number } | undefined {
+  private pickQueue(): { queue: ModelQueue; oldestAt: number; priority: Priority } | undefined {
     for (const priority of priorities) {
-      let best: { queue: ModelQueue; oldestAt: number } | undefined;
+      let best: { queue: ModelQueue; oldestAt: number; priority: Priority } | undefined;
       for (const queue of this.queues.values()) {
         const ring = queue.rings[priority];
         if (ring.length === 0) continue;
         const oldestAt = Math.min(...ring.map((job) => job.submittedAt));
-        if (!best || oldestAt < best.oldestAt) best = { queue, oldestAt };
+        if (!best || oldestAt < best.oldestAt) best = { queue, oldestAt, priority };
       }
       if (best) return best;
     }
@@ -226,6 +326,13 @@ export class Scheduler {
     }
     while (this.pool.idleCount() > 0) {
       const pick = this.pickQueue();
+      // Tasks are bulk work: they wait for interactive images and alternate with bulk images by age.
+      const task = this.tasks[0];
+      if (task !== undefined && (pick === undefined || (pick.priority === 'bulk' && task.submittedAt <= pick.oldestAt))) {
+        this.tasks.shift();
+        this.dispatchTask(task);
+        continue;
+      }
       if (!pick) return;
       const waitedMs = performance.now() - pick.oldestAt;
       if (pick.queue.queuedImages < this.config.maxBatch && waitedMs < this.config.maxQueueDelayMs) {
@@ -340,7 +447,7 @@ export class Scheduler {
   /** Rejects new work with UnavailableError and resolves once every accepted job has ended. */
   drain(): Promise<void> {
     this.draining = true;
-    if (this.activeJobs.size === 0) return Promise.resolve();
+    if (this.activeJobs.size === 0 && this.activeTasks === 0) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
@@ -351,6 +458,11 @@ export class Scheduler {
     for (const job of [...this.activeJobs]) {
       const queuedCount = job.queuedCount;
       if (job.fail(new UnavailableError(`request ${job.requestId}: the service is shutting down`))) this.dequeue(job, queuedCount);
+    }
+    for (const queued of this.tasks.splice(0)) {
+      queued.cleanup();
+      this.taskEnded();
+      queued.reject(new UnavailableError(`request ${queued.requestId}: the service is shutting down`));
     }
   }
 }

@@ -16,6 +16,7 @@ import { ModelRegistry } from './model-registry.js';
 import { Scheduler, type SchedulerStats } from './scheduler.js';
 import { WorkerPool, type ProviderInfo } from './worker-pool.js';
 import type { Job } from './job.js';
+import type { WorkerTask, WorkerTaskOutput } from './worker-protocol.js';
 
 export { CancelledError, DeadlineExceededError, InferenceError, InvalidInputError, ModelNotFoundError, QueueFullError, UnavailableError } from './errors.js';
 export type { Job } from './job.js';
@@ -36,6 +37,8 @@ export interface InferenceService {
   getModel(name: string): ModelInfo | undefined;
   /** Queues the images and returns the job; throws the scheduler's errors synchronously (see `Scheduler.submit`). */
   generate(model: string, images: ImageSpec[], opts: JobOptions): AsyncIterable<ImageResult> & Job;
+  /** Runs a non-image task (projection gradient step, mapping-only batch) at bulk priority (see `Scheduler.submitTask`). */
+  runTask(model: string, task: WorkerTask, opts: JobOptions): Promise<WorkerTaskOutput>;
   /** Execution provider in use and why it was chosen. */
   provider(): ProviderInfo;
   stats(): ServiceStats;
@@ -62,6 +65,8 @@ export function createInferenceService(config: RuntimeConfig, logger: Logger, op
   let closed = false;
 
   function requireScheduler(): Scheduler {
+    if (closed) throw new UnavailableError('the inference service is shut down; send the request to another instance');
+    if (scheduler?.isDraining) throw new UnavailableError('the server is shutting down and takes no new work; retry on another instance');
     if (!scheduler || !ready) throw new UnavailableError('the inference service is still starting; retry in a few seconds');
     return scheduler;
   }
@@ -91,6 +96,13 @@ export function createInferenceService(config: RuntimeConfig, logger: Logger, op
       return model ? { name: model.name, manifest: model.manifest } : undefined;
     },
     generate: (model, images, opts) => requireScheduler().submit(model, images, opts),
+    runTask: (model, task, opts) => {
+      try {
+        return requireScheduler().submitTask(model, task, opts);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    },
     provider: () => pool?.provider ?? { name: 'cpu', reason: 'not started' },
     stats: () => {
       const base: SchedulerStats = scheduler?.stats() ?? { imagesComputed: 0, paddingImages: 0, batchesRun: 0, failedBatches: 0, cancellations: 0, expirations: 0, queuedImages: 0, inFlightImages: 0, activeJobs: 0 };

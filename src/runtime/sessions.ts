@@ -3,6 +3,10 @@
  * `run` are synchronous native calls that block the thread they run on (onnxruntime-node 1.31.1).
  */
 
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+
 import { InferenceSession } from 'onnxruntime-node';
 
 import type { SessionConfig } from './config.js';
@@ -41,7 +45,14 @@ export async function openSession(path: string, config: SessionConfig, fixed?: P
     try {
       return { session: await InferenceSession.create(path, sessionOptions(config, 'cuda')), provider: 'cuda', reason: 'configured cuda' };
     } catch (err) {
-      throw new Error(`cannot open ${path} with the CUDA execution provider: ${(err as Error).message}; install CUDA 12 and cuDNN 9 or use executionProvider cpu or auto`);
+      const providerLibrary = join(dirname(createRequire(import.meta.url).resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime_providers_cuda.so');
+      const missing = existsSync(providerLibrary)
+        ? 'the CUDA provider library is installed, so CUDA 12, cuDNN 9 or the GPU driver is missing from the library path'
+        : `${providerLibrary} is missing: install it with ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js`;
+      throw new Error(
+        `cannot open ${path} with the CUDA execution provider: ${(err as Error).message.split('\n')[0]}; ${missing}. ` +
+          'Or start with --execution-provider cpu (or auto to fall back to the CPU).',
+      );
     }
   }
   try {

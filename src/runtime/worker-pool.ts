@@ -4,13 +4,14 @@
  * exits unexpectedly fails its in-flight batch with an InferenceError and is replaced.
  */
 
+import { join } from 'node:path';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 
 import type { Logger } from '../log.js';
 import type { SessionConfig } from './config.js';
 import { InferenceError } from './errors.js';
 import type { LoadedModel } from './model-registry.js';
-import type { BatchInput, BatchOutput, FromWorker, WorkerInit, WorkerModelSpec } from './worker-protocol.js';
+import { taskBuffers, type BatchInput, type BatchOutput, type FromWorker, type WorkerInit, type WorkerModelSpec, type WorkerTask, type WorkerTaskOutput } from './worker-protocol.js';
 
 /** The worker's file: `.ts` under tsx (tests, dev), `.js` when compiled to dist/. */
 const runningFromSource = import.meta.url.endsWith('.ts');
@@ -40,7 +41,8 @@ export interface ProviderInfo {
 interface PendingBatch {
   id: number;
   model: string;
-  resolve: (output: BatchOutput) => void;
+  /** Receives a BatchOutput for `run` and a WorkerTaskOutput for `runTask`. */
+  resolve: (output: never) => void;
   reject: (err: Error) => void;
 }
 
@@ -51,6 +53,7 @@ export function toWorkerModelSpec(model: LoadedModel): WorkerModelSpec {
     mappingPath: model.paths.mapping,
     synthesisPath: model.paths.synthesis,
     noiseConstPath: model.paths.noiseConst,
+    ...(model.manifest.files.synthesisGrad ? { synthesisGradPath: join(model.dir, model.manifest.files.synthesisGrad) } : {}),
     zDim: arch.zDim,
     cDim: arch.cDim,
     wDim: arch.wDim,
@@ -142,6 +145,7 @@ export class WorkerPool {
             void worker.terminate();
             break;
           case 'result':
+          case 'task-result':
           case 'error':
             this.settle(slot, message);
             break;
@@ -178,14 +182,14 @@ export class WorkerPool {
     });
   }
 
-  private settle(slot: WorkerSlot, message: Extract<FromWorker, { type: 'result' | 'error' }>): void {
+  private settle(slot: WorkerSlot, message: Extract<FromWorker, { type: 'result' | 'task-result' | 'error' }>): void {
     const pending = slot.pending;
     if (!pending || pending.id !== message.id) {
       this.logger.error({ worker: slot.index, batch: message.id }, 'inference worker returned a result for a batch that is not in flight; ignoring it');
       return;
     }
     slot.pending = undefined;
-    if (message.type === 'result') pending.resolve(message.output);
+    if (message.type !== 'error') (pending.resolve as (output: unknown) => void)(message.output);
     else pending.reject(new InferenceError(`inference failed for model ${pending.model}: ${message.message}`));
     this.idleListener();
   }
@@ -203,6 +207,21 @@ export class WorkerPool {
     });
     const transfer = [batch.zRows, batch.z, batch.c, batch.psi, batch.cutoff, batch.ws, batch.noiseModes, batch.noiseSeeds].map((a) => a.buffer as ArrayBuffer);
     slot.worker.postMessage({ type: 'run', id, batch }, [...new Set(transfer)]);
+    return done;
+  }
+
+  /**
+   * Runs a non-image task (a projection gradient step, a mapping-only batch) on an idle worker; its
+   * typed arrays are transferred. Throws when no worker is idle, like `run`.
+   */
+  runTask(task: WorkerTask): Promise<WorkerTaskOutput> {
+    const slot = this.slots.find((s) => s.idle);
+    if (!slot || !slot.worker) throw new Error('no idle inference worker; check idleCount() before runTask()');
+    const id = this.nextBatchId++;
+    const done = new Promise<WorkerTaskOutput>((resolve, reject) => {
+      slot.pending = { id, model: task.batch.model, resolve, reject };
+    });
+    slot.worker.postMessage({ type: 'task', id, task }, taskBuffers(task));
     return done;
   }
 

@@ -12,6 +12,8 @@ export interface WorkerModelSpec {
   mappingPath: string;
   synthesisPath: string;
   noiseConstPath: string;
+  /** The projection gradient graph, opened on first use; absent for folders converted without it. */
+  synthesisGradPath?: string;
   zDim: number;
   cDim: number;
   wDim: number;
@@ -60,13 +62,80 @@ export interface BatchOutput {
 }
 
 /**
+ * One projection step for `rows` latents: the loss of synthesis(ws, noise) against `target`, and its
+ * gradients (src/graph/gradient.ts).
+ */
+export interface GradientBatchInput {
+  model: string;
+  rows: number;
+  ws: Float32Array; // [rows, numWs, wDim]
+  /** One map per noise layer, each `[noiseRows, 1, R, R]`; null feeds the stored const noise. */
+  noise: Float32Array[] | null;
+  /** 1 (one map shared by every row) or `rows`. */
+  noiseRows: number;
+  target: Float32Array; // [rows, imgChannels, R, R]
+  lossWeights: Float32Array; // [4]
+}
+
+export interface GradientBatchOutput {
+  loss: Float32Array; // [rows]
+  img: Float32Array; // [rows, imgChannels, R, R]
+  gradWs: Float32Array; // [rows, numWs, wDim]
+  /** dloss/dnoise per noise layer, each `[rows, 1, R, R]`. */
+  gradNoise: Float32Array[];
+  timings: { totalMs: number };
+}
+
+/** Mapping without truncation (psi 1) for `rows` z; returns only w, the first ws row. */
+export interface MappingBatchInput {
+  model: string;
+  rows: number;
+  z: Float32Array; // [rows, zDim]
+  c: Float32Array; // [rows, cDim]
+}
+
+export interface MappingBatchOutput {
+  w: Float32Array; // [rows, wDim]
+  timings: { totalMs: number };
+}
+
+/** Work other than image batches that runs in the same workers and scheduler. */
+export type WorkerTask = { kind: 'gradient'; batch: GradientBatchInput } | { kind: 'mapping'; batch: MappingBatchInput };
+export type WorkerTaskOutput = { kind: 'gradient'; output: GradientBatchOutput } | { kind: 'mapping'; output: MappingBatchOutput };
+
+/**
+ * What a task counts against the scheduler's image-queue bound: a gradient task counts its rows
+ * (each costs about two syntheses), and a mapping-only task counts 1 whatever its rows (a thousand
+ * mapping rows cost less than one synthesis on the fixture models).
+ */
+export function taskQueueCost(task: WorkerTask): number {
+  return task.kind === 'gradient' ? task.batch.rows : 1;
+}
+
+/** The typed-array buffers of a task, transferred to the worker. */
+export function taskBuffers(task: WorkerTask): ArrayBuffer[] {
+  const arrays =
+    task.kind === 'gradient'
+      ? [task.batch.ws, task.batch.target, task.batch.lossWeights, ...(task.batch.noise ?? [])]
+      : [task.batch.z, task.batch.c];
+  return [...new Set(arrays.map((array) => array.buffer as ArrayBuffer))];
+}
+
+/** The typed-array buffers of a task output, transferred back. */
+export function taskOutputBuffers(output: WorkerTaskOutput): ArrayBuffer[] {
+  const arrays = output.kind === 'gradient' ? [output.output.loss, output.output.img, output.output.gradWs, ...output.output.gradNoise] : [output.output.w];
+  return [...new Set(arrays.map((array) => array.buffer as ArrayBuffer))];
+}
+
+/**
  * `exit` ends the worker at its next event-loop turn, never inside an ONNX Runtime call (terminating a
  * worker during `run()` aborts the whole process with onnxruntime-node 1.31.1).
  */
-export type ToWorker = { type: 'run'; id: number; batch: BatchInput } | { type: 'exit'; code: number };
+export type ToWorker = { type: 'run'; id: number; batch: BatchInput } | { type: 'task'; id: number; task: WorkerTask } | { type: 'exit'; code: number };
 
 export type FromWorker =
   | { type: 'ready'; provider: 'cpu' | 'cuda'; reason: string }
   | { type: 'init-failed'; message: string }
   | { type: 'result'; id: number; output: BatchOutput }
+  | { type: 'task-result'; id: number; output: WorkerTaskOutput }
   | { type: 'error'; id: number; message: string };

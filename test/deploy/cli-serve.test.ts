@@ -176,7 +176,8 @@ describe('request logs', () => {
     assert.equal(imagesLogged(), 3);
     for (const batch of batches) {
       assert.equal(batch.model, 'tiny');
-      assert.ok(batch.batchSize >= 1 && batch.batchSize <= 4);
+      assert.ok(batch.batchSize >= 1);
+      assert.ok(batch.batchSize <= 4, `batch of ${batch.batchSize} exceeds --max-batch 4`);
       assert.equal(typeof batch.runMs, 'number');
       assert.equal(typeof batch.maxQueueMs, 'number');
     }

@@ -59,7 +59,10 @@ test('SIGTERM drains in-flight work and exits 0', async () => {
   const rejected = await postJson(`${url}/generate`, { seeds: [1] });
   assert.equal(rejected.status, 503);
   assert.equal(rejected.headers.get('content-type'), 'application/problem+json');
-  assert.equal((await readJson(rejected)).status, 503);
+  assert.ok(rejected.headers.get('retry-after'));
+  const rejectedProblem = await readJson(rejected);
+  assert.equal(rejectedProblem.status, 503);
+  assert.match(rejectedProblem.type, /unavailable$/);
   assert.equal(bodyDone, false, 'the long request finished before the checks ran, so they did not overlap the drain');
 
   const parts = parseMultipart(await body, inFlight.headers.get('content-type') ?? '');
