@@ -1,8 +1,8 @@
 /**
- * The synthesis forward pass of the gradient graph. It builds the same ops as synthesis.ts (the
- * non-fused modulated convolution, the 'two-step' up-sampling conv, the FIR skip up-sampling) with
- * the same GraphBuilder, and it records every intermediate value that the adjoints in
- * gradient-backward.ts read: layer inputs, styles, convolution outputs, demodulation factors and
+ * The synthesis forward pass of the gradient graph. It builds the same ops as synthesis.ts with the
+ * same GraphBuilder: the non-fused modulated convolution, the 'two-step' up-sampling conv and the
+ * FIR skip up-sampling. It also records every intermediate value that the adjoints in
+ * gradient-backward.ts read: layer inputs, styles, convolution outputs, demodulation factors, and
  * the pre-activation values whose masks the LeakyRelu and Clip adjoints need.
  *
  * A test compares this graph's `img` with synthesis.onnx on the same inputs, so the two forwards
@@ -23,7 +23,7 @@ export interface AffineTape {
   wsIndex: number;
 }
 
-/** What the adjoint of one modulated 3x3 convolution layer needs. */
+/** Intermediates and initializers that the adjoint of one modulated 3x3 convolution reads. */
 export interface ConvLayerTape {
   spec: SynthesisLayerSpec;
   affine: AffineTape;
@@ -47,7 +47,7 @@ export interface ConvLayerTape {
   noiseStrength: string | null;
 }
 
-/** What the adjoint of one ToRGB layer needs. */
+/** Intermediates and initializers that the adjoint of one ToRGB layer reads. */
 export interface ToRgbTape {
   spec: ToRgbSpec;
   affine: AffineTape;

@@ -94,7 +94,7 @@ export class ProjectionJobStore<R> {
     return this.jobs.get(id);
   }
 
-  /** Cancels a running job and waits until it has stopped; a finished job is removed. Returns false for an unknown id. */
+  /** Cancels a running job and waits until it has stopped, or removes a finished one. Returns undefined for an unknown id. */
   async cancel(id: string): Promise<ProjectionJob<R> | undefined> {
     const job = this.jobs.get(id);
     if (!job) return undefined;

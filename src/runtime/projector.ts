@@ -183,6 +183,8 @@ export async function project(
       const row = options.mode === 'w' ? 0 : l;
       for (let j = 0; j < wDim; j++) ws[l * wDim + j] = latent[row * wDim + j] + (latentNoise ? latentNoise[row * wDim + j] * noiseScale : 0);
     }
+    // NOTE: each projection sends batches of one row, so concurrent projections do not share a
+    // gradient batch; they only interleave with each other and with image batches.
     const task: WorkerTask = {
       kind: 'gradient',
       batch: {

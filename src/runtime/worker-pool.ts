@@ -53,6 +53,7 @@ export function toWorkerModelSpec(model: LoadedModel): WorkerModelSpec {
     mappingPath: model.paths.mapping,
     synthesisPath: model.paths.synthesis,
     noiseConstPath: model.paths.noiseConst,
+    // NOTE: the model registry verifies the sha256 of mapping, synthesis and noise files only, not of synthesis_grad.onnx.
     ...(model.manifest.files.synthesisGrad ? { synthesisGradPath: join(model.dir, model.manifest.files.synthesisGrad) } : {}),
     zDim: arch.zDim,
     cDim: arch.cDim,

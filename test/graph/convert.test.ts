@@ -46,7 +46,7 @@ describe('writeModelFolder', () => {
     const weights = randomGeneratorWeights(smallArch, 1);
     const manifest = await writeModelFolder(weights, { name: 'small-a', modelsDir, source });
     const files = (await readdir(path.join(modelsDir, 'small-a'))).sort();
-    assert.deepEqual(files, ['directions.f32.bin', 'mapping.onnx', 'model.json', 'noise_const.f32.bin', 'synthesis.onnx']);
+    assert.deepEqual(files, ['directions.f32.bin', 'mapping.onnx', 'model.json', 'noise_const.f32.bin', 'synthesis.onnx', 'synthesis_grad.onnx']);
     assert.deepEqual(await readManifest('small-a'), manifest);
     for (const file of [manifest.files.mapping, manifest.files.synthesis, manifest.files.noiseConst]) {
       assert.equal(sha256(await readFile(path.join(modelsDir, 'small-a', file))), manifest.fileSha256[file], file);
