@@ -21,7 +21,7 @@ import { registerModels } from './routes/models.js';
 import { registerProject } from './routes/project.js';
 import { docsPath, registerDocs } from './routes/docs.js';
 import { playgroundPaths, registerPlayground } from './routes/playground.js';
-import { HttpProblem, problemResponse, type ProblemKind } from './routes/problem.js';
+import { HttpProblem, maxListedErrors, problemResponse, type ProblemKind } from './routes/problem.js';
 import { toHttpProblem } from './routes/runtime-errors.js';
 
 export interface AppOptions {
@@ -130,17 +130,50 @@ export function openApiDocument() {
   return app.getOpenAPI31Document(openApiInfo);
 }
 
+/** Methods registered for `path` (for 405 responses), ignoring middleware entries. */
+function allowedMethods(app: OpenAPIHono<AppEnv>, path: string): string[] {
+  const methods = new Set<string>();
+  for (const route of app.routes) {
+    if (route.method === 'ALL' || route.path.includes('*')) continue;
+    const pattern = new RegExp('^' + route.path.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/:[^/]+/g, '[^/]+') + '$');
+    if (pattern.test(path)) methods.add(route.method);
+  }
+  return [...methods].sort();
+}
+
+/** The value at `path` inside a parsed JSON body, or undefined. */
+function valueAt(input: unknown, path: PropertyKey[]): unknown {
+  let value = input;
+  for (const key of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
+/** Appends `, got <value>` to a validation message when the value is short enough to show. */
+function withReceivedValue(message: string, value: unknown, code: string): string {
+  if (value === undefined || code === 'unrecognized_keys') return message;
+  const shown = JSON.stringify(value);
+  if (shown === undefined || shown.length > 60) return message;
+  return `${message}, got ${shown}`;
+}
+
 export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
   const { service, settings, logger } = options;
   const app = new OpenAPIHono<AppEnv>({
-    defaultHook: (result, c) => {
+    defaultHook: async (result, c) => {
       if (result.success) return;
-      const errors = result.error.issues.map((issue) => ({
+      // The validator has parsed the body already; read it back to name the values received.
+      const input: unknown = result.target === 'json' ? await c.req.json().catch(() => undefined) : undefined;
+      const issues = result.error.issues;
+      const errors = issues.slice(0, maxListedErrors).map((issue) => ({
         pointer: '/' + issue.path.map(String).join('/'),
-        message: issue.message,
+        message: withReceivedValue(issue.message, valueAt(input, issue.path), issue.code),
         code: issue.code,
       }));
-      const detail = errors.map((e) => `${e.pointer.slice(1).replaceAll('/', '.') || 'body'}: ${e.message}`).join('; ');
+      let detail = errors.map((e) => `${e.pointer.slice(1).replaceAll('/', '.') || 'body'}: ${e.message}`).join('; ');
+      if (issues.length > errors.length) detail += `; and ${issues.length - errors.length} more problems`;
       return problemResponse(c, new HttpProblem(422, 'validation', detail, { errors }));
     },
   });
@@ -186,7 +219,14 @@ export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
   registerDocs(app);
   registerPlayground(app);
 
-  app.notFound((c) => problemResponse(c, new HttpProblem(404, 'not-found', `no route for ${c.req.method} ${c.req.path}`)));
+  app.notFound((c) => {
+    const allowed = allowedMethods(app, c.req.path);
+    if (allowed.length > 0) {
+      const detail = `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(' or ')}`;
+      return problemResponse(c, new HttpProblem(405, 'method-not-allowed', detail, { headers: { Allow: allowed.join(', ') } }));
+    }
+    return problemResponse(c, new HttpProblem(404, 'not-found', `no route for ${c.req.method} ${c.req.path}`));
+  });
   app.onError((err, c) => {
     if (err instanceof HTTPException) {
       let kind: ProblemKind = 'bad-request';
@@ -200,8 +240,12 @@ export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
       return problemResponse(c, new HttpProblem(err.status, kind, detail));
     }
     const problem = toHttpProblem(err);
-    if (problem.status >= 500) {
-      (c.get('log') ?? logger).error({ err, requestId: c.get('requestId') }, 'request failed');
+    const log = c.get('log') ?? logger;
+    if (problem.status === 500) {
+      log.error({ err, requestId: c.get('requestId') }, 'request failed');
+    } else if (problem.status >= 500) {
+      // Deadlines, full queues and draining are expected under load: no stack trace.
+      log.info({ status: problem.status, detail: problem.message, requestId: c.get('requestId') }, 'request rejected');
     }
     return problemResponse(c, problem);
   });

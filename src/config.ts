@@ -16,6 +16,8 @@ interface SettingSpec {
 }
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+/** Largest delay Node's timers accept (2^31 − 1 ms, about 24.8 days); longer ones fire at once. */
+const maxTimerMs = 2_147_483_647;
 const list = z.preprocess(
   (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v),
   z.array(z.string()),
@@ -115,7 +117,7 @@ export const settingSpecs = {
     flag: 'project-job-ttl-ms',
     env: 'PROJECT_JOB_TTL_MS',
     description: 'How long a finished async projection job and its result are kept, in ms',
-    schema: int(1000).default(3_600_000),
+    schema: int(1000, maxTimerMs).default(3_600_000),
   },
   maxBatch: { flag: 'max-batch', env: 'MAX_BATCH', description: 'Largest inference batch, in images', schema: int(1, 256).default(8) },
   maxQueueDelayMs: {
@@ -134,19 +136,19 @@ export const settingSpecs = {
     flag: 'default-timeout-ms',
     env: 'DEFAULT_TIMEOUT_MS',
     description: 'Request deadline when the client gives none, in ms',
-    schema: int(1).default(60_000),
+    schema: int(1, maxTimerMs).default(60_000),
   },
   maxTimeoutMs: {
     flag: 'max-timeout-ms',
     env: 'MAX_TIMEOUT_MS',
-    description: 'Longest deadline a client may ask for, in ms',
-    schema: int(1).default(600_000),
+    description: 'Longest deadline a client may request, in ms',
+    schema: int(1, maxTimerMs).default(600_000),
   },
   drainTimeoutMs: {
     flag: 'drain-timeout-ms',
     env: 'DRAIN_TIMEOUT_MS',
     description: 'On SIGTERM, how long in-flight requests may take before the process exits, in ms',
-    schema: int(0).default(30_000),
+    schema: int(0, maxTimerMs).default(30_000),
   },
   executionProvider: {
     flag: 'execution-provider',
@@ -190,8 +192,18 @@ export function loadServerConfig(flags: Record<string, string | undefined>, env:
   const out: Record<string, unknown> = {};
   const problems: string[] = [];
   for (const [key, spec] of Object.entries(settingSpecs) as [string, SettingSpec][]) {
-    const raw = flags[spec.flag] ?? env[spec.env];
-    const parsed = spec.schema.safeParse(raw === '' ? undefined : raw);
+    // An empty environment variable counts as unset (a common container default); an empty flag is an error.
+    const fromFlag = flags[spec.flag];
+    const raw = fromFlag ?? (env[spec.env] === '' ? undefined : env[spec.env]);
+    if (fromFlag !== undefined && fromFlag.trim() === '') {
+      problems.push(`--${spec.flag} is empty: give a value or leave the flag out for the default`);
+      continue;
+    }
+    if (spec.secret && raw !== undefined && raw.split(',').every((part) => part.trim() === '')) {
+      problems.push(`--${spec.flag} / ${spec.env} is set but contains no key: give comma-separated keys, or unset it to disable auth`);
+      continue;
+    }
+    const parsed = spec.schema.safeParse(raw);
     if (parsed.success) {
       out[key] = parsed.data;
     } else {

@@ -72,8 +72,12 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   });
 
   // Listen before the models are warm, so liveness responds and readiness reports "starting".
-  const server: ServerType = await new Promise((resolvePromise) => {
+  const server: ServerType = await new Promise((resolvePromise, rejectPromise) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolvePromise(s));
+    s.once('error', (err: NodeJS.ErrnoException) => {
+      const hint = err.code === 'EADDRINUSE' ? 'the port is in use: stop the other process or pass --port' : 'check --host and --port';
+      rejectPromise(new Error(`cannot listen on ${config.host}:${config.port}: ${err.code ?? err.message}; ${hint}`));
+    });
   });
   const port = (server.address() as AddressInfo).port;
   logger.info({ port, host: config.host }, 'listening');

@@ -11,9 +11,9 @@ import { composeStrip } from './grid.js';
 import { encodeFloatImage, sendImages } from './image-response.js';
 import { resolveImages } from './latents.js';
 import { HttpProblem, invalidField, problemResponses } from './problem.js';
-import { jobOptions, requireModel, resolveFormat, resolveTimeoutMs } from './request-context.js';
+import { checkOutputPixels, jobOptions, requireModel, resolveFormat, resolveTimeoutMs } from './request-context.js';
 import { toHttpProblem } from './runtime-errors.js';
-import { latentFields, ModelNameSchema, renderFields } from './schemas.js';
+import { latentFields, maxLatentMagnitude, maxListItems, maxVectorLength, ModelNameSchema, renderFields } from './schemas.js';
 
 const setNames = ['all', 'coarse', 'middle', 'fine'] as const;
 
@@ -23,15 +23,15 @@ export const EditRequestSchema = z
     ...renderFields,
     direction: z.number().int().min(0).optional().openapi({ description: 'Index of the direction in `direction_set`, 0 = largest eigenvalue.' }),
     direction_set: z.enum(setNames).default('all').openapi({ description: 'Which closed-form direction set to take the direction from.' }),
-    vector: z.array(z.number().finite()).optional().openapi({ description: 'A direction of length wDim of your own, instead of `direction`.' }),
+    vector: z.array(z.number().finite().min(-maxLatentMagnitude).max(maxLatentMagnitude)).max(maxVectorLength).optional().openapi({ description: 'A direction of length wDim of your own, instead of `direction`.' }),
     strengths: z
       .union([
-        z.array(z.number().finite()).min(1),
-        z.object({ from: z.number().finite(), to: z.number().finite(), count: z.number().int().min(1) }).strict(),
+        z.array(z.number().finite().min(-maxLatentMagnitude).max(maxLatentMagnitude)).min(1).max(maxListItems),
+        z.object({ from: z.number().finite(), to: z.number().finite(), count: z.number().int().min(1).max(10_000) }).strict(),
       ])
       .default({ from: -5, to: 5, count: 5 })
       .openapi({ description: 'Strengths as a list, or an evenly spaced range (count values from `from` to `to`).' }),
-    layers: z.array(z.number().int()).optional().openapi({
+    layers: z.array(z.number().int()).max(1024).optional().openapi({
       description: 'ws indices the edit applies to; default: the direction set\'s layers (all layers for `all` and for `vector`).',
     }),
     output: z.enum(['strip', 'multipart']).default('multipart').openapi({ description: '`multipart`: one part per strength. `strip`: one image, strengths left to right.' }),
@@ -98,10 +98,17 @@ export function registerEdit(app: OpenAPIHono<AppEnv>): void {
     const model = requireModel(c, body.model);
     const { wDim, numWs, resolution, imgChannels } = model.manifest.arch;
     const settings = c.get('settings');
-    const strengths = strengthList(body.strengths);
-    if (strengths.length > settings.maxImagesPerRequest) {
-      throw invalidField('/strengths', `at most ${settings.maxImagesPerRequest} strengths (the server's maxImagesPerRequest), got ${strengths.length}`);
+    // Count first, so a huge range is rejected before anything is allocated.
+    const strengthCount = Array.isArray(body.strengths) ? body.strengths.length : body.strengths.count;
+    if (strengthCount > settings.maxImagesPerRequest) {
+      const pointer = Array.isArray(body.strengths) ? '/strengths' : '/strengths/count';
+      throw invalidField(pointer, `at most ${settings.maxImagesPerRequest} strengths (the server's maxImagesPerRequest), got ${strengthCount}`);
     }
+    const strengths = strengthList(body.strengths);
+    const latentCount = [body.seeds, body.z, body.w, body.ws].reduce((n, list) => n + (list?.length ?? 0), 0);
+    if (latentCount !== 1) throw invalidField('', `/edit takes exactly one latent (one seed, z, w or ws), got ${latentCount}`);
+    const format = resolveFormat(c, body.format, false) as 'png' | 'webp';
+    checkOutputPixels(c, '/strengths', strengths.length * resolution * resolution, `${strengths.length} images of ${resolution}x${resolution}`);
 
     // The direction: a stored eigenvector or the caller's own vector.
     let direction: Float32Array;
@@ -124,12 +131,12 @@ export function registerEdit(app: OpenAPIHono<AppEnv>): void {
       direction = set.vectors.subarray(body.direction! * wDim, (body.direction! + 1) * wDim);
       defaultLayers = set.layers;
     }
-    const layers = body.layers ?? defaultLayers;
-    layers.forEach((l, i) => {
+    body.layers?.forEach((l, i) => {
       if (l < 0 || l >= numWs) throw invalidField(`/layers/${i}`, `expected a ws index in [0, ${numWs - 1}] (the model has numWs ${numWs}), got ${l}`);
     });
+    const layers = body.layers ? [...new Set(body.layers)] : defaultLayers;
 
-    const images = resolveImages(model.manifest, body, body, 1);
+    const images = resolveImages(model.manifest, body, body, { max: 1, setting: 'limit of one latent per /edit request' });
     const timeoutMs = resolveTimeoutMs(c, body.timeout_ms);
     const controller = new AbortController();
     const submit = (specs: ImageSpec[]) => {
@@ -153,8 +160,6 @@ export function registerEdit(app: OpenAPIHono<AppEnv>): void {
       return { latent: { kind: 'ws', ws }, noiseMode: images[0].spec.noiseMode, noiseSeed: images[0].spec.noiseSeed };
     });
     const results = submit(edits);
-    const format = resolveFormat(c, body.format);
-    if (format === 'raw') throw invalidField('/format', 'raw output is not available for /edit; use png or webp');
 
     if (body.output === 'multipart') {
       const label = (index: number): Record<string, string> => ({ 'X-Index': String(index), 'X-Strength': String(strengths[index]) });

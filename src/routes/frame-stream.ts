@@ -11,6 +11,7 @@ import type { ModelManifest } from '../graph/model-manifest.js';
 import type { ImageResult } from '../runtime/contract.js';
 import type { AppEnv } from './env.js';
 import { encodeFloatImage } from './image-response.js';
+import { problemBody } from './problem.js';
 import { toHttpProblem } from './runtime-errors.js';
 
 export type FrameOutput = 'multipart' | 'ndjson' | 'sse';
@@ -62,10 +63,7 @@ export function streamFrames(
     data: Buffer.from(await encodeFrame(result)).toString('base64'),
     ...(options.includeLatents ? { ws: wsRows(result.ws, wDim) } : {}),
   });
-  const problemBody = (err: unknown) => {
-    const problem = toHttpProblem(err);
-    return { type: problem.kind, status: problem.status, detail: problem.message };
-  };
+  const errorBody = (err: unknown) => problemBody(c, toHttpProblem(err));
   c.header('X-Model', manifest.name);
   c.header('X-Frames', String(total));
 
@@ -80,7 +78,7 @@ export function streamFrames(
         if (!out.aborted) await out.writeSSE({ event: 'end', data: JSON.stringify({ frames: total }) });
       } catch (err) {
         log.warn({ err, requestId: c.get('requestId') }, 'frame stream ended early');
-        if (!out.aborted) await out.writeSSE({ event: 'error', data: JSON.stringify(problemBody(err)) });
+        if (!out.aborted) await out.writeSSE({ event: 'error', data: JSON.stringify(errorBody(err)) });
       }
     });
   }
@@ -96,7 +94,7 @@ export function streamFrames(
         }
       } catch (err) {
         log.warn({ err, requestId: c.get('requestId') }, 'frame stream ended early');
-        if (!out.aborted) await out.write(JSON.stringify({ error: problemBody(err) }) + '\n');
+        if (!out.aborted) await out.write(JSON.stringify({ error: errorBody(err) }) + '\n');
       }
     });
   }
@@ -118,7 +116,7 @@ export function streamFrames(
       }
     } catch (err) {
       log.warn({ err, requestId: c.get('requestId') }, 'frame stream ended early');
-      if (!out.aborted) await writePart({ 'Content-Type': 'application/problem+json' }, Buffer.from(JSON.stringify(problemBody(err))));
+      if (!out.aborted) await writePart({ 'Content-Type': 'application/problem+json' }, Buffer.from(JSON.stringify(errorBody(err))));
     }
     if (!out.aborted) await out.write(`--${boundary}--\r\n`);
   });

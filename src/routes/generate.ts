@@ -5,7 +5,7 @@ import type { AppEnv } from './env.js';
 import { sendImages } from './image-response.js';
 import { resolveImages, truncationCenter } from './latents.js';
 import { problemResponses } from './problem.js';
-import { jobOptions, requireModel, resolveFormat, resolveTimeoutMs } from './request-context.js';
+import { checkOutputPixels, jobOptions, requireModel, resolveFormat, resolveTimeoutMs } from './request-context.js';
 import { toHttpProblem } from './runtime-errors.js';
 import { latentFields, renderFields } from './schemas.js';
 
@@ -55,7 +55,10 @@ export function registerGenerate(app: OpenAPIHono<AppEnv>): void {
   app.openapi(generateRoute, async (c) => {
     const body = c.req.valid('json');
     const model = requireModel(c, body.model);
-    const images = resolveImages(model.manifest, body, body, c.get('settings').maxImagesPerRequest);
+    const images = resolveImages(model.manifest, body, body, { max: c.get('settings').maxImagesPerRequest, setting: 'maxImagesPerRequest' });
+    const { resolution } = model.manifest.arch;
+    checkOutputPixels(c, '/seeds', images.length * resolution * resolution, `${images.length} images of ${resolution}x${resolution}`);
+    const format = resolveFormat(c, body.format);
     const timeoutMs = resolveTimeoutMs(c, body.timeout_ms);
     const controller = new AbortController();
     let results;
@@ -64,7 +67,6 @@ export function registerGenerate(app: OpenAPIHono<AppEnv>): void {
     } catch (err) {
       throw toHttpProblem(err);
     }
-    const format = resolveFormat(c, body.format);
     const label = (index: number): Record<string, string> => {
       const seed = images[index].seed;
       return seed === undefined ? { 'X-Index': String(index) } : { 'X-Index': String(index), 'X-Seed': String(seed) };

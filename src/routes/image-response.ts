@@ -10,7 +10,7 @@ import type { ModelManifest } from '../graph/model-manifest.js';
 import type { ImageResult } from '../runtime/contract.js';
 import { encodeImage } from '../runtime/encode.js';
 import type { AppEnv } from './env.js';
-import { HttpProblem } from './problem.js';
+import { HttpProblem, problemBody } from './problem.js';
 import type { OutputFormat } from './request-context.js';
 import { toHttpProblem } from './runtime-errors.js';
 
@@ -127,7 +127,7 @@ export async function sendImages(
       } catch (err) {
         // Headers are gone, so a failure mid-stream becomes a final problem+json part.
         const problem = toHttpProblem(err);
-        const body = JSON.stringify({ title: problem.kind, status: problem.status, detail: problem.message });
+        const body = JSON.stringify(problemBody(c, problem));
         if (!out.aborted) await writePart({ 'Content-Type': 'application/problem+json' }, new TextEncoder().encode(body));
         c.get('log').warn({ err, requestId: c.get('requestId') }, 'image stream ended early');
       }

@@ -176,7 +176,7 @@ export function registerInterpolate(app: OpenAPIHono<AppEnv>): void {
     const settings = c.get('settings');
     const { resolution } = manifest.arch;
 
-    const keyframes: ResolvedImage[] = resolveImages(manifest, body, body, settings.maxFrames);
+    const keyframes: ResolvedImage[] = resolveImages(manifest, body, body, { max: settings.maxFrames, setting: 'maxFrames' });
     if (keyframes.length < 2) throw invalidField('/seeds', `an interpolation needs at least 2 keyframes, got ${keyframes.length}`);
     if (body.space === 'z' && keyframes.some((k) => k.spec.latent.kind !== 'z')) {
       throw invalidField('/space', 'space "z" interpolates z vectors: give seeds or z keyframes, or use space "w"');

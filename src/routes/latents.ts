@@ -81,7 +81,7 @@ export function resolveImages(
   manifest: ModelManifest,
   latents: LatentRequest,
   render: RenderRequest,
-  maxImages: number,
+  limit: { max: number; setting: string },
 ): ResolvedImage[] {
   const given = (['seeds', 'z', 'w', 'ws'] as const).filter((key) => latents[key] !== undefined);
   if (given.length !== 1) {
@@ -91,8 +91,8 @@ export function resolveImages(
   }
   const key = given[0];
   const count = (latents[key] as unknown[]).length;
-  if (count > maxImages) {
-    throw invalidField(`/${key}`, `at most ${maxImages} images per request (the server's maxImagesPerRequest), got ${count}`);
+  if (count > limit.max) {
+    throw invalidField(`/${key}`, `at most ${limit.max} latents (the server's ${limit.setting}), got ${count}`);
   }
   checkCutoff(manifest, render.truncation_cutoff);
   const mapsLatents = key === 'seeds' || key === 'z';
@@ -101,9 +101,10 @@ export function resolveImages(
     throw invalidField(`/${field}`, `\`${field}\` conditions the mapping network, which ${key} input skips; remove it or send seeds or z`);
   }
   const c = mapsLatents ? resolveLabel(manifest, render) : undefined;
+  // Image i of a request uses noise_seed + i, wrapped into the uint32 seed range.
   const noiseFor = (index: number, seed?: number) => ({
     noiseMode: render.noise_mode,
-    noiseSeed: render.noise_mode === 'random' ? (render.noise_seed !== undefined ? render.noise_seed + index : (seed ?? 0)) : undefined,
+    noiseSeed: render.noise_mode === 'random' ? (render.noise_seed !== undefined ? (render.noise_seed + index) % 2 ** 32 : (seed ?? 0)) : undefined,
   });
   const { zDim, wDim, numWs } = manifest.arch;
 

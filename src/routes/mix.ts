@@ -12,8 +12,8 @@ import { mixStyles } from '../runtime/latent-math.js';
 import type { AppEnv } from './env.js';
 import { encodeFloatImage, sendImages } from './image-response.js';
 import { resolveImages, type LatentRequest, type ResolvedImage } from './latents.js';
-import { invalidField, problemResponses } from './problem.js';
-import { jobOptions, requireModel, resolveFormat, resolveTimeoutMs } from './request-context.js';
+import { HttpProblem, invalidField, problemResponses } from './problem.js';
+import { checkOutputPixels, jobOptions, requireModel, resolveFormat, resolveTimeoutMs } from './request-context.js';
 import { toHttpProblem } from './runtime-errors.js';
 import { latentFields, renderFields } from './schemas.js';
 import { composeGrid } from './grid.js';
@@ -31,6 +31,7 @@ export const MixRequestSchema = z
     styles: z
       .array(z.union([z.number().int(), z.enum(['coarse', 'middle', 'fine'])]))
       .min(1)
+      .max(1024)
       .default(['coarse'])
       .openapi({
         description:
@@ -94,13 +95,19 @@ export function registerMix(app: OpenAPIHono<AppEnv>): void {
     const styles = resolveStyles(body.styles, numWs);
     const maxCells = c.get('settings').maxGridCells;
 
+    // Latent errors are reported inside rows or cols; label and cutoff errors stay top-level fields.
     const resolveGroup = (group: LatentRequest, pointer: string): ResolvedImage[] => {
       try {
-        return resolveImages(manifest, group, body, maxCells);
+        return resolveImages(manifest, group, body, { max: maxCells, setting: 'maxGridCells' });
       } catch (err) {
         const problem = toHttpProblem(err);
-        if (problem.errors) problem.errors.forEach((e) => (e.pointer = pointer + e.pointer));
-        throw problem;
+        const latentError = problem.errors?.length === 1 && /^\/(seeds|z|w|ws)(\/|$)|^$/.test(problem.errors[0].pointer);
+        if (!latentError) throw problem;
+        const inner = problem.errors![0];
+        const field = (pointer + inner.pointer).slice(1).replaceAll('/', '.');
+        throw new HttpProblem(problem.status, problem.kind, `${field}: ${inner.message}`, {
+          errors: [{ ...inner, pointer: pointer + inner.pointer }],
+        });
       }
     };
     const rows = resolveGroup(body.rows, '/rows');
@@ -109,6 +116,9 @@ export function registerMix(app: OpenAPIHono<AppEnv>): void {
     if (cells > maxCells) {
       throw invalidField('/cols', `rows × cols is ${rows.length} × ${cols.length} = ${cells} images, over the server's maxGridCells ${maxCells}`);
     }
+    const format = resolveFormat(c, body.format, false) as 'png' | 'webp';
+    const outputCells = body.output === 'grid' ? (rows.length + 1) * (cols.length + 1) : cells;
+    checkOutputPixels(c, '/cols', outputCells * resolution * resolution, `the ${body.output} output (${outputCells} images of ${resolution}x${resolution})`);
     const timeoutMs = resolveTimeoutMs(c, body.timeout_ms);
     const controller = new AbortController();
 
@@ -125,8 +135,6 @@ export function registerMix(app: OpenAPIHono<AppEnv>): void {
       }
     }
     const results = submit(c, model.name, mixes, timeoutMs, controller);
-    const format = resolveFormat(c, body.format);
-    if (format === 'raw') throw invalidField('/format', 'raw output is not available for /mix; use png or webp');
 
     if (body.output === 'multipart') {
       const label = (index: number): Record<string, string> => {

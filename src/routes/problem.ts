@@ -34,6 +34,8 @@ export type ProblemKind =
   | 'bad-request'
   | 'unauthorized'
   | 'not-found'
+  | 'not-acceptable'
+  | 'method-not-allowed'
   | 'unsupported-media-type'
   | 'payload-too-large'
   | 'too-many-requests'
@@ -47,6 +49,8 @@ const titles: Record<ProblemKind, string> = {
   'bad-request': 'Bad request',
   unauthorized: 'Unauthorized',
   'not-found': 'Not found',
+  'not-acceptable': 'Not acceptable',
+  'method-not-allowed': 'Method not allowed',
   'unsupported-media-type': 'Unsupported media type',
   'payload-too-large': 'Payload too large',
   'too-many-requests': 'Too many requests',
@@ -85,8 +89,11 @@ export function invalidField(pointer: string, message: string): HttpProblem {
   });
 }
 
-/** Builds the problem+json response for `problem` (the single place that renders error bodies). */
-export function problemResponse(c: Context, problem: HttpProblem): Response {
+/** Most field errors listed in one problem body; the detail says how many more there were. */
+export const maxListedErrors = 20;
+
+/** Builds the problem body for `problem`, also used for the error part that ends a failed stream. */
+export function problemBody(c: Context, problem: HttpProblem): Problem {
   const body: Problem = {
     type: problemTypeBase + problem.kind,
     title: titles[problem.kind],
@@ -96,7 +103,13 @@ export function problemResponse(c: Context, problem: HttpProblem): Response {
   };
   const requestId = c.get('requestId' as never) as string | undefined;
   if (requestId) body.request_id = requestId;
-  if (problem.errors) body.errors = problem.errors;
+  if (problem.errors) body.errors = problem.errors.slice(0, maxListedErrors);
+  return body;
+}
+
+/** Builds the problem+json response for `problem` (the single place that renders error responses). */
+export function problemResponse(c: Context, problem: HttpProblem): Response {
+  const body = problemBody(c, problem);
   return new Response(JSON.stringify(body), {
     status: problem.status,
     headers: { 'Content-Type': problemContentType, ...problem.headers },
@@ -109,6 +122,7 @@ export function problemResponses<S extends number>(...statuses: S[]) {
     400: 'Malformed request body',
     401: 'Missing or invalid API key',
     404: 'Model or resource not found',
+    406: 'The Accept header allows none of the response types',
     413: 'Request body too large',
     415: 'Unsupported content type',
     422: 'Invalid request fields',

@@ -29,9 +29,9 @@ export function resolveTimeoutMs(c: Context<AppEnv>, bodyTimeoutMs: number | und
   let timeoutMs = bodyTimeoutMs;
   const header = c.req.header(timeoutHeader);
   if (timeoutMs === undefined && header !== undefined) {
-    const parsed = Number(header);
-    if (!Number.isInteger(parsed) || parsed < 1) {
-      throw new HttpProblem(422, 'validation', `header Request-Timeout-Ms: expected a positive integer of milliseconds, got "${header}"`);
+    const parsed = /^\d{1,10}$/.test(header.trim()) ? Number(header.trim()) : NaN;
+    if (!Number.isSafeInteger(parsed) || parsed < 1) {
+      throw new HttpProblem(422, 'validation', `header Request-Timeout-Ms: expected a positive integer of milliseconds in decimal digits, got "${header}"`);
     }
     timeoutMs = parsed;
   }
@@ -40,20 +40,48 @@ export function resolveTimeoutMs(c: Context<AppEnv>, bodyTimeoutMs: number | und
 
 export type OutputFormat = 'png' | 'webp' | 'raw';
 
-/** Picks the output format from the body field, else the first supported type in Accept, else PNG. */
-export function resolveFormat(c: Context<AppEnv>, format: OutputFormat | undefined): OutputFormat {
+const mediaTypeFormats: Record<string, OutputFormat> = {
+  'image/png': 'png',
+  'image/webp': 'webp',
+  'application/octet-stream': 'raw',
+};
+
+/** Parses an Accept header into media ranges with their q-values, highest q first (stable). */
+function acceptRanges(accept: string): { type: string; q: number }[] {
+  return accept
+    .split(',')
+    .map((part, order) => {
+      const [type, ...params] = part.trim().toLowerCase().split(';');
+      const qParam = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+      const q = qParam ? Number(qParam.slice(2)) : 1;
+      return { type: type.trim(), q: Number.isFinite(q) ? q : 0, order };
+    })
+    .filter((range) => range.type.length > 0 && range.q > 0)
+    .sort((a, b) => b.q - a.q || a.order - b.order);
+}
+
+/**
+ * Picks the output format: the body field, else the most preferred supported type in Accept
+ * (the `image/*` and any-type wildcards mean PNG), else PNG. A route that cannot return `raw` passes
+ * `allowRaw = false`: then an explicit `raw` is a 422 and Accept never selects it. An Accept header
+ * that allows none of the route's types is a 406.
+ */
+export function resolveFormat(c: Context<AppEnv>, format: OutputFormat | undefined, allowRaw = true): OutputFormat {
+  if (format === 'raw' && !allowRaw) {
+    throw invalidField('/format', `raw output is not available for ${c.req.path}; use png or webp`);
+  }
   if (format) return format;
-  const accept = (c.req.header('accept') ?? '').toLowerCase();
-  const byType: [string, OutputFormat][] = [
-    ['image/png', 'png'],
-    ['image/webp', 'webp'],
-    ['application/octet-stream', 'raw'],
-  ];
-  const positions = byType
-    .map(([type, fmt]) => [accept.indexOf(type), fmt] as const)
-    .filter(([position]) => position >= 0)
-    .sort((a, b) => a[0] - b[0]);
-  return positions[0]?.[1] ?? 'png';
+  const accept = c.req.header('accept');
+  if (!accept) return 'png';
+  for (const { type } of acceptRanges(accept)) {
+    if (type === '*/*' || type === 'image/*') return 'png';
+    const chosen = mediaTypeFormats[type];
+    if (chosen && (chosen !== 'raw' || allowRaw)) return chosen;
+  }
+  const offered = Object.entries(mediaTypeFormats)
+    .filter(([, f]) => f !== 'raw' || allowRaw)
+    .map(([type]) => type);
+  throw new HttpProblem(406, 'not-acceptable', `Accept "${accept}" allows none of the types ${c.req.path} returns: ${offered.join(', ')}`);
 }
 
 /** Builds the runtime job options: request id, priority, deadline and the client-disconnect signal. */
@@ -67,4 +95,10 @@ export function jobOptions(c: Context<AppEnv>, timeoutMs: number, priority: Prio
 /** Throws a 422 naming the field when `value` exceeds `limit`. */
 export function checkLimit(pointer: string, value: number, limit: number, settingName: string): void {
   if (value > limit) throw invalidField(pointer, `at most ${limit} (the server's ${settingName}), got ${value}`);
+}
+
+/** Throws a 422 when a response would hold more than the server's maxOutputPixels. */
+export function checkOutputPixels(c: Context<AppEnv>, pointer: string, pixels: number, what: string): void {
+  const max = c.get('settings').maxOutputPixels;
+  if (pixels > max) throw invalidField(pointer, `${what} is ${pixels} pixels, over the server's maxOutputPixels ${max}`);
 }
