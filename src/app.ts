@@ -4,8 +4,9 @@
  */
 
 import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import { OpenAPIHono } from '@hono/zod-openapi';
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
@@ -14,7 +15,7 @@ import { Counter, Histogram } from 'prom-client';
 import type { AppEnv, ImageService, RouteSettings } from './routes/env.js';
 import { registerEdit } from './routes/edit.js';
 import { registerGenerate } from './routes/generate.js';
-import { healthPaths, registerHealth } from './routes/health.js';
+import { healthPaths, registerHealth, registerMetrics } from './routes/health.js';
 import { registerInterpolate } from './routes/interpolate.js';
 import { registerMix } from './routes/mix.js';
 import { registerModels } from './routes/models.js';
@@ -24,6 +25,43 @@ import { playgroundPaths, registerPlayground } from './routes/playground.js';
 import { HttpProblem, maxListedErrors, problemResponse, type ProblemKind } from './routes/problem.js';
 import { toHttpProblem } from './routes/runtime-errors.js';
 
+/**
+ * Counts HTTP requests whose responses have not finished (streams included), so a draining server
+ * can wait for them. Health probes and metrics are not counted.
+ */
+export class InFlightRequests {
+  private active = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  get count(): number {
+    return this.active;
+  }
+
+  /** Counts the request until its Node response closes; needs the @hono/node-server bindings. */
+  track(c: Context<AppEnv>): void {
+    const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+    if (!outgoing || healthPaths.includes(c.req.path) || c.req.path === '/metrics') return;
+    this.active++;
+    outgoing.once('close', () => {
+      this.active--;
+      if (this.active === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    });
+  }
+
+  /** Resolves true once no request is in flight, or false after `timeoutMs`. */
+  idle(timeoutMs: number): Promise<boolean> {
+    if (this.active === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs));
+      timer.unref();
+      this.idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+}
+
 export interface AppOptions {
   service: ImageService;
   settings: RouteSettings;
@@ -32,6 +70,8 @@ export interface AppOptions {
   apiKeys?: string[];
   /** Maximum request body size in bytes. */
   maxBodyBytes?: number;
+  /** Tracks requests in flight for draining; optional for in-process uses such as tests. */
+  inFlight?: InFlightRequests;
   /** Origins allowed to call the API from a browser (`*` for any); empty sends no CORS headers. */
   corsOrigins?: string[];
 }
@@ -115,6 +155,7 @@ export function registerRoutes(app: OpenAPIHono<AppEnv>): void {
     description: 'One of the server\'s --api-keys. Not needed when the server runs without keys, nor on health routes and /metrics.',
   });
   registerHealth(app);
+  registerMetrics(app);
   registerModels(app);
   registerGenerate(app);
   registerMix(app);
@@ -183,6 +224,8 @@ export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
   app.use('*', async (c, next) => {
     c.set('service', service);
     c.set('settings', settings);
+    c.set('admittedAtMs', Date.now());
+    options.inFlight?.track(c);
     await next();
   });
   const corsOrigins = options.corsOrigins ?? [];
@@ -211,10 +254,6 @@ export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
 
   registerRoutes(app);
 
-  app.get('/metrics', async (c) => {
-    const body = await service.metricsRegistry.metrics();
-    return c.body(body, 200, { 'Content-Type': service.metricsRegistry.contentType });
-  });
   app.doc31('/openapi.json', openApiInfo);
   registerDocs(app);
   registerPlayground(app);

@@ -6,14 +6,18 @@
 
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readCheckpoint } from './checkpoint/index.js';
 import { ConfigError } from './config.js';
-import { writeModelFolder } from './graph/convert.js';
+import { modelNamePattern, writeModelFolder } from './graph/convert.js';
 
-/** Largest checkpoint we download or read, in bytes (a 1024² config-f pickle is about 350 MB). */
-const maxCheckpointBytes = 4 * 1024 ** 3;
+/**
+ * Largest checkpoint we download or read, in bytes: Node reads at most 2 GiB into one buffer
+ * (a 1024² config-f network pickle with G, D and G_ema is about 350 MB).
+ */
+const maxCheckpointBytes = 2 * 1024 ** 3 - 1;
 
 function progress(message: string): void {
   process.stderr.write(message + '\n');
@@ -21,7 +25,10 @@ function progress(message: string): void {
 
 /** Downloads `url` into memory with a progress line every 10 %, refusing bodies over the limit. */
 async function download(url: string): Promise<Uint8Array> {
-  const response = await fetch(url, { redirect: 'follow' });
+  const response = await fetch(url, { redirect: 'follow' }).catch((err: Error & { cause?: { code?: string; message?: string } }) => {
+    const cause = err.cause?.code ?? err.cause?.message ?? err.message;
+    throw new Error(`download failed: cannot reach ${url} (${cause}); check the URL and the network`);
+  });
   if (!response.ok || !response.body) {
     throw new Error(`download failed: ${url} returned HTTP ${response.status} ${response.statusText}`);
   }
@@ -61,6 +68,16 @@ export async function convertCheckpoint(args: string[]): Promise<void> {
   });
   if (positionals.length !== 1) throw new ConfigError('convert: expected exactly one checkpoint file or URL');
   if (!values.name) throw new ConfigError('convert: missing --name <model name>');
+  if (!modelNamePattern.test(values.name)) {
+    throw new ConfigError(`convert: invalid model name ${JSON.stringify(values.name)}: use 1-64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit`);
+  }
+  if (values.sha256 !== undefined && !/^[0-9a-f]{64}$/i.test(values.sha256)) {
+    throw new ConfigError(`convert: invalid --sha256 ${JSON.stringify(values.sha256)}: expected 64 hexadecimal digits`);
+  }
+  const target = join(values['models-dir']!, values.name);
+  if (!values.force && existsSync(target)) {
+    throw new ConfigError(`convert: ${target} already exists; choose another --name, or pass --force to replace it`);
+  }
   const input = positionals[0];
   const isUrl = /^https?:\/\//i.test(input);
 

@@ -7,7 +7,7 @@
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Logger } from 'pino';
-import { createApp } from './app.js';
+import { createApp, InFlightRequests } from './app.js';
 import type { ServerConfig } from './config.js';
 import { resolveRuntimeConfig } from './runtime/config.js';
 import { DirectionStore } from './runtime/directions.js';
@@ -43,7 +43,9 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   );
 
   const directions = new DirectionStore(config.modelsDir);
+  const inFlight = new InFlightRequests();
   const app = createApp({
+    inFlight,
     service: Object.assign(Object.create(service) as InferenceService, {
       directions: (model: { manifest: Parameters<DirectionStore['get']>[0] }) => directions.get(model.manifest),
     }),
@@ -102,11 +104,17 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   const shutdown = (reason: string) => {
     shuttingDown ??= (async () => {
       logger.info({ reason, drainTimeoutMs: config.drainTimeoutMs }, 'draining');
-      const drained = await Promise.race([
+      // Wait for the scheduler's jobs and for every HTTP response still being written (streams, and
+      // requests between two of their jobs), within one drain budget.
+      const drainDeadline = Date.now() + config.drainTimeoutMs;
+      const jobsDone = await Promise.race([
         service.drain().then(() => true),
         new Promise<false>((done) => setTimeout(() => done(false), config.drainTimeoutMs).unref()),
       ]);
-      if (!drained) logger.warn({ drainTimeoutMs: config.drainTimeoutMs }, 'drain timed out; failing the remaining requests');
+      const responsesDone = jobsDone && (await inFlight.idle(drainDeadline - Date.now()));
+      if (!responsesDone) {
+        logger.warn({ drainTimeoutMs: config.drainTimeoutMs, inFlightRequests: inFlight.count }, 'drain timed out; failing the remaining requests');
+      }
       await new Promise<void>((done) => {
         server.close(() => done());
         // Idle keep-alive sockets would hold close() open; in-flight work has finished by now.

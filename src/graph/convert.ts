@@ -69,7 +69,7 @@ export async function writeModelFolder(weights: GeneratorWeights, options: Write
   const folder = modelFolderPath(options.modelsDir, options.name);
   const progress = options.onProgress ?? (() => {});
   if (!options.overwrite && (await exists(folder))) {
-    throw new Error(`model folder ${folder} already exists; choose another name or pass overwrite`);
+    throw new Error(`model folder ${folder} already exists; choose another name, or replace it (--force on the command line)`);
   }
   if (weights.arch.architecture === 'resnet') {
     throw new Error("synthesis architecture 'resnet' is not supported yet; only 'skip' and 'orig' generators can be converted");

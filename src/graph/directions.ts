@@ -12,6 +12,7 @@
 
 import type { GeneratorWeights } from '../checkpoint/types.js';
 import { blockResolutions } from '../checkpoint/types.js';
+import { symmetricEigen } from './symmetric-eigen.js';
 
 export type DirectionSetName = 'all' | 'coarse' | 'middle' | 'fine';
 
@@ -70,64 +71,6 @@ function gramMatrix(weights: GeneratorWeights, layers: AffineLayer[]): Float64Ar
   return gram;
 }
 
-/**
- * Eigen-decomposition of a symmetric matrix by cyclic Jacobi rotations (float64). Returns
- * eigenvalues in descending order and the matching unit eigenvectors as rows.
- */
-export function symmetricEigen(matrix: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
-  const a = Float64Array.from(matrix);
-  const v = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) v[i * n + i] = 1;
-  const maxSweeps = 60;
-  for (let sweep = 0; sweep < maxSweeps; sweep++) {
-    let off = 0;
-    let scale = 0;
-    for (let i = 0; i < n; i++) {
-      scale += a[i * n + i] ** 2;
-      for (let j = i + 1; j < n; j++) off += a[i * n + j] ** 2;
-    }
-    if (off <= 1e-30 * scale || off === 0) break;
-    for (let p = 0; p < n - 1; p++) {
-      for (let q = p + 1; q < n; q++) {
-        const apq = a[p * n + q];
-        if (Math.abs(apq) < 1e-300) continue;
-        const theta = (a[q * n + q] - a[p * n + p]) / (2 * apq);
-        const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
-        const c = 1 / Math.sqrt(t * t + 1);
-        const s = t * c;
-        for (let k = 0; k < n; k++) {
-          const akp = a[k * n + p];
-          const akq = a[k * n + q];
-          a[k * n + p] = c * akp - s * akq;
-          a[k * n + q] = s * akp + c * akq;
-        }
-        for (let k = 0; k < n; k++) {
-          const apk = a[p * n + k];
-          const aqk = a[q * n + k];
-          a[p * n + k] = c * apk - s * aqk;
-          a[q * n + k] = s * apk + c * aqk;
-        }
-        for (let k = 0; k < n; k++) {
-          const vkp = v[k * n + p];
-          const vkq = v[k * n + q];
-          v[k * n + p] = c * vkp - s * vkq;
-          v[k * n + q] = s * vkp + c * vkq;
-        }
-      }
-    }
-  }
-  const order = Array.from({ length: n }, (_, i) => i).sort((i, j) => a[j * n + j] - a[i * n + i]);
-  const values = Float64Array.from(order, (i) => a[i * n + i]);
-  const vectors = new Float64Array(n * n);
-  order.forEach((col, row) => {
-    let largest = 0;
-    for (let k = 0; k < n; k++) if (Math.abs(v[k * n + col]) > Math.abs(largest)) largest = v[k * n + col];
-    const sign = largest < 0 ? -1 : 1;
-    for (let k = 0; k < n; k++) vectors[row * n + k] = sign * v[k * n + col];
-  });
-  return { values, vectors };
-}
-
 /** Computes the `all`, `coarse`, `middle` and `fine` direction sets (empty ranges are left out). */
 export function computeDirections(weights: GeneratorWeights): DirectionSet[] {
   const { wDim, numWs } = weights.arch;
@@ -142,10 +85,9 @@ export function computeDirections(weights: GeneratorWeights): DirectionSet[] {
   for (const [name, layers] of groups) {
     if (layers.length === 0) continue;
     const { values, vectors } = symmetricEigen(gramMatrix(weights, layers), wDim);
-    const wsLayers =
-      name === 'all'
-        ? Array.from({ length: numWs }, (_, i) => i)
-        : [...new Set(layers.flatMap((l) => [l.wsIndex]))].sort((x, y) => x - y);
+    // A named set edits every ws index of its range (the same indices /mix uses for the name).
+    const allIndices = Array.from({ length: numWs }, (_, i) => i);
+    const wsLayers = name === 'all' ? allIndices : allIndices.filter((i) => rangeOf(i) === name);
     sets.push({ name, layers: wsLayers, sources: layers.map((l) => l.name), eigenvalues: values, vectors: Float32Array.from(vectors) });
   }
   return sets;

@@ -59,6 +59,8 @@ export interface AppEnv {
     service: ImageService;
     settings: RouteSettings;
     requestId: string;
+    /** When the request arrived (ms since the epoch); see `JobOptions.admittedAtMs`. */
+    admittedAtMs: number;
     log: Logger;
   };
 }

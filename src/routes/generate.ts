@@ -47,7 +47,7 @@ export const generateRoute = createRoute({
         'multipart/mixed': { schema: binary },
       },
     },
-    ...problemResponses(400, 401, 404, 415, 422, 429, 503, 504),
+    ...problemResponses(400, 401, 404, 406, 413, 415, 422, 429, 500, 503, 504),
   },
 });
 

@@ -75,3 +75,21 @@ export function registerHealth(app: OpenAPIHono<AppEnv>): void {
     );
   }
 }
+
+const metricsRoute = createRoute({
+  method: 'get',
+  path: '/metrics',
+  operationId: 'getMetrics',
+  summary: 'Prometheus metrics: queue, batches, inference and encode durations, requests by route and status',
+  responses: {
+    200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: z.string() } } },
+  },
+});
+
+/** Registers GET /metrics (open like the health routes, so scrapers need no API key). */
+export function registerMetrics(app: OpenAPIHono<AppEnv>): void {
+  app.openapi(metricsRoute, async (c) => {
+    const registry = c.get('service').metricsRegistry;
+    return c.text(await registry.metrics(), 200, { 'Content-Type': registry.contentType });
+  });
+}

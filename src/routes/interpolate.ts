@@ -78,7 +78,7 @@ export const interpolateRoute = createRoute({
         'text/event-stream': { schema: z.string() },
       },
     },
-    ...problemResponses(400, 401, 404, 415, 422, 429, 503, 504),
+    ...problemResponses(400, 401, 404, 406, 413, 415, 422, 429, 500, 503, 504),
   },
 });
 

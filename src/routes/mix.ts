@@ -63,7 +63,7 @@ export const mixRoute = createRoute({
       description: 'Grid image, or a multipart/mixed stream of the mixed images',
       content: { 'image/png': { schema: binary }, 'image/webp': { schema: binary }, 'multipart/mixed': { schema: binary } },
     },
-    ...problemResponses(400, 401, 404, 415, 422, 429, 503, 504),
+    ...problemResponses(400, 401, 404, 406, 413, 415, 422, 429, 500, 503, 504),
   },
 });
 

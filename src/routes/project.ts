@@ -109,7 +109,7 @@ export const projectRoute = createRoute({
   responses: {
     200: { description: 'Server-sent events: progress, then result (or error)', content: { 'text/event-stream': { schema: z.string() } } },
     202: { description: 'Async job accepted; poll the Location', content: { 'application/json': { schema: JobSchema } } },
-    ...problemResponses(401, 404, 413, 415, 422, 429, 503),
+    ...problemResponses(400, 401, 404, 413, 415, 422, 429, 500, 503),
   },
 });
 

@@ -28,7 +28,7 @@ export function resolveTimeoutMs(c: Context<AppEnv>, bodyTimeoutMs: number | und
   const settings = c.get('settings');
   let timeoutMs = bodyTimeoutMs;
   const header = c.req.header(timeoutHeader);
-  if (timeoutMs === undefined && header !== undefined) {
+  if (timeoutMs === undefined && header !== undefined && header.trim() !== '') {
     const parsed = /^\d{1,10}$/.test(header.trim()) ? Number(header.trim()) : NaN;
     if (!Number.isSafeInteger(parsed) || parsed < 1) {
       throw new HttpProblem(422, 'validation', `header Request-Timeout-Ms: expected a positive integer of milliseconds in decimal digits, got "${header}"`);
@@ -89,7 +89,13 @@ export function jobOptions(c: Context<AppEnv>, timeoutMs: number, priority: Prio
   const clientSignal = c.req.raw.signal;
   if (clientSignal.aborted) controller.abort();
   else clientSignal.addEventListener('abort', () => controller.abort(), { once: true });
-  return { requestId: c.get('requestId'), priority, deadlineMs: Date.now() + timeoutMs, signal: controller.signal };
+  return {
+    requestId: c.get('requestId'),
+    priority,
+    deadlineMs: Date.now() + timeoutMs,
+    signal: controller.signal,
+    admittedAtMs: c.get('admittedAtMs'),
+  };
 }
 
 /** Throws a 422 naming the field when `value` exceeds `limit`. */

@@ -35,6 +35,12 @@ export interface JobOptions {
   deadlineMs: number;
   /** Aborts the job: queued images are dropped and nothing further is delivered. */
   signal?: AbortSignal;
+  /**
+   * When the HTTP request arrived (ms since the epoch). While the service drains, jobs of requests
+   * that arrived before the drain began are still accepted, so requests that submit several jobs in
+   * turn (/mix, /edit, chunked /interpolate) can finish.
+   */
+  admittedAtMs?: number;
 }
 
 /**

@@ -82,6 +82,9 @@ export class Scheduler {
   private inFlightImages = 0;
   private delayTimer: NodeJS.Timeout | undefined;
   private draining = false;
+  private closed = false;
+  /** When drain() was first called (ms since the epoch); Infinity until then. */
+  private drainStartedAtMs = Number.POSITIVE_INFINITY;
   private drainWaiters: (() => void)[] = [];
   /** Estimated images per second over all workers; 0 until the first batch finishes. */
   private throughput = 0;
@@ -104,7 +107,7 @@ export class Scheduler {
    * CancelledError for an aborted signal, DeadlineExceededError for a past deadline, QueueFullError.
    */
   submit(modelName: string, images: readonly ImageSpec[], opts: JobOptions): Job {
-    if (this.draining) throw new UnavailableError('the service is draining and accepts no new work; retry on another instance');
+    if (!this.admits(opts)) throw new UnavailableError('the service is draining and accepts no new work; retry on another instance');
     const model = this.registry.require(modelName);
     if (images.length === 0) throw new InvalidInputError('the request has no images; send at least one');
     images.forEach((spec, i) => validateImageSpec(spec, i, model.manifest));
@@ -150,7 +153,7 @@ export class Scheduler {
    * already running finishes, and its result is still delivered.
    */
   submitTask(modelName: string, task: WorkerTask, opts: JobOptions): Promise<WorkerTaskOutput> {
-    if (this.draining) return Promise.reject(new UnavailableError('the service is draining and accepts no new work; retry on another instance'));
+    if (!this.admits(opts)) return Promise.reject(new UnavailableError('the service is draining and accepts no new work; retry on another instance'));
     try {
       this.registry.require(modelName);
     } catch (err) {
@@ -444,9 +447,20 @@ export class Scheduler {
     return this.draining;
   }
 
+  /**
+   * True unless the scheduler is closed, or draining and the job's request arrived after the drain
+   * began (see `JobOptions.admittedAtMs`).
+   */
+  admits(opts: Pick<JobOptions, 'admittedAtMs'>): boolean {
+    if (this.closed) return false;
+    if (!this.draining) return true;
+    return opts.admittedAtMs !== undefined && opts.admittedAtMs < this.drainStartedAtMs;
+  }
+
   /** Rejects new work with UnavailableError and resolves once every accepted job has ended. */
   drain(): Promise<void> {
     this.draining = true;
+    this.drainStartedAtMs = Math.min(this.drainStartedAtMs, Date.now());
     if (this.activeJobs.size === 0 && this.activeTasks === 0) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
@@ -454,6 +468,7 @@ export class Scheduler {
   /** Fails every active job with UnavailableError and takes no more work. */
   close(): void {
     this.draining = true;
+    this.closed = true;
     if (this.delayTimer) clearTimeout(this.delayTimer);
     for (const job of [...this.activeJobs]) {
       const queuedCount = job.queuedCount;

@@ -64,9 +64,12 @@ export function createInferenceService(config: RuntimeConfig, logger: Logger, op
   let ready = false;
   let closed = false;
 
-  function requireScheduler(): Scheduler {
+  function requireScheduler(opts: JobOptions): Scheduler {
     if (closed) throw new UnavailableError('the inference service is shut down; send the request to another instance');
-    if (scheduler?.isDraining) throw new UnavailableError('the server is shutting down and takes no new work; retry on another instance');
+    if (scheduler?.isDraining) {
+      if (scheduler.admits(opts)) return scheduler;
+      throw new UnavailableError('the server is shutting down and takes no new work; retry on another instance');
+    }
     if (!scheduler || !ready) throw new UnavailableError('the inference service is still starting; retry in a few seconds');
     return scheduler;
   }
@@ -95,10 +98,10 @@ export function createInferenceService(config: RuntimeConfig, logger: Logger, op
       const model = registry?.get(name);
       return model ? { name: model.name, manifest: model.manifest } : undefined;
     },
-    generate: (model, images, opts) => requireScheduler().submit(model, images, opts),
+    generate: (model, images, opts) => requireScheduler(opts).submit(model, images, opts),
     runTask: (model, task, opts) => {
       try {
-        return requireScheduler().submitTask(model, task, opts);
+        return requireScheduler(opts).submitTask(model, task, opts);
       } catch (err) {
         return Promise.reject(err);
       }

@@ -26,6 +26,10 @@ export interface paths {
     /** Readiness probe: models loaded and warmed, not draining */
     get: operations["getReadinessV2"];
   };
+  "/metrics": {
+    /** Prometheus metrics: queue, batches, inference and encode durations, requests by route and status */
+    get: operations["getMetrics"];
+  };
   "/models": {
     /** List the loaded models */
     get: operations["listModels"];
@@ -177,7 +181,7 @@ export interface components {
        */
       model?: string;
       /**
-       * @description Truncation psi: w = w_avg + psi·(w − w_avg). Any real number; 1 disables truncation.
+       * @description Truncation psi: w = w_avg + psi·(w − w_avg), in [-1e6, 1e6]; 1 disables truncation.
        * @default 1
        */
       psi?: number;
@@ -193,7 +197,7 @@ export interface components {
        * @enum {string}
        */
       noise_mode?: "const" | "random" | "none";
-      /** @description Seed of the noise maps for noise_mode `random`; image i of a request uses noise_seed + i. Default: the image seed, else 0. */
+      /** @description Seed of the noise maps for noise_mode `random`; image i of a request uses (noise_seed + i) mod 2^32. Default: the image seed, else 0. */
       noise_seed?: number;
       /**
        * @description Output format. `raw` is the generator output before uint8 conversion: little-endian float32 in [channels, R, R] order (application/octet-stream, shape in X-Tensor-Shape). When omitted, the Accept header decides (image/webp, image/png or application/octet-stream); PNG by default.
@@ -253,7 +257,7 @@ export interface components {
        */
       model?: string;
       /**
-       * @description Truncation psi: w = w_avg + psi·(w − w_avg). Any real number; 1 disables truncation.
+       * @description Truncation psi: w = w_avg + psi·(w − w_avg), in [-1e6, 1e6]; 1 disables truncation.
        * @default 1
        */
       psi?: number;
@@ -269,7 +273,7 @@ export interface components {
        * @enum {string}
        */
       noise_mode?: "const" | "random" | "none";
-      /** @description Seed of the noise maps for noise_mode `random`; image i of a request uses noise_seed + i. Default: the image seed, else 0. */
+      /** @description Seed of the noise maps for noise_mode `random`; image i of a request uses (noise_seed + i) mod 2^32. Default: the image seed, else 0. */
       noise_seed?: number;
       /**
        * @description Output format. `raw` is the generator output before uint8 conversion: little-endian float32 in [channels, R, R] order (application/octet-stream, shape in X-Tensor-Shape). When omitted, the Accept header decides (image/webp, image/png or application/octet-stream); PNG by default.
@@ -349,7 +353,7 @@ export interface components {
        */
       model?: string;
       /**
-       * @description Truncation psi: w = w_avg + psi·(w − w_avg). Any real number; 1 disables truncation.
+       * @description Truncation psi: w = w_avg + psi·(w − w_avg), in [-1e6, 1e6]; 1 disables truncation.
        * @default 1
        */
       psi?: number;
@@ -365,7 +369,7 @@ export interface components {
        * @enum {string}
        */
       noise_mode?: "const" | "random" | "none";
-      /** @description Seed of the noise maps for noise_mode `random`; image i of a request uses noise_seed + i. Default: the image seed, else 0. */
+      /** @description Seed of the noise maps for noise_mode `random`; image i of a request uses (noise_seed + i) mod 2^32. Default: the image seed, else 0. */
       noise_seed?: number;
       /** @description WebP quality (lossy). Omit for lossless WebP. */
       quality?: number;
@@ -456,7 +460,7 @@ export interface components {
        */
       model?: string;
       /**
-       * @description Truncation psi: w = w_avg + psi·(w − w_avg). Any real number; 1 disables truncation.
+       * @description Truncation psi: w = w_avg + psi·(w − w_avg), in [-1e6, 1e6]; 1 disables truncation.
        * @default 1
        */
       psi?: number;
@@ -472,7 +476,7 @@ export interface components {
        * @enum {string}
        */
       noise_mode?: "const" | "random" | "none";
-      /** @description Seed of the noise maps for noise_mode `random`; image i of a request uses noise_seed + i. Default: the image seed, else 0. */
+      /** @description Seed of the noise maps for noise_mode `random`; image i of a request uses (noise_seed + i) mod 2^32. Default: the image seed, else 0. */
       noise_seed?: number;
       /**
        * @description Output format. `raw` is the generator output before uint8 conversion: little-endian float32 in [channels, R, R] order (application/octet-stream, shape in X-Tensor-Shape). When omitted, the Accept header decides (image/webp, image/png or application/octet-stream); PNG by default.
@@ -675,6 +679,17 @@ export interface operations {
       };
     };
   };
+  /** Prometheus metrics: queue, batches, inference and encode durations, requests by route and status */
+  getMetrics: {
+    responses: {
+      /** @description Prometheus text exposition format */
+      200: {
+        content: {
+          "text/plain": string;
+        };
+      };
+    };
+  };
   /** List the loaded models */
   listModels: {
     responses: {
@@ -777,6 +792,18 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description The Accept header allows none of the response types */
+      406: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Request body too large */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
       /** @description Unsupported content type */
       415: {
         content: {
@@ -791,6 +818,12 @@ export interface operations {
       };
       /** @description Queue full; retry after the number of seconds in Retry-After */
       429: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Internal error */
+      500: {
         content: {
           "application/problem+json": components["schemas"]["Problem"];
         };
@@ -846,6 +879,18 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description The Accept header allows none of the response types */
+      406: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Request body too large */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
       /** @description Unsupported content type */
       415: {
         content: {
@@ -860,6 +905,12 @@ export interface operations {
       };
       /** @description Queue full; retry after the number of seconds in Retry-After */
       429: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Internal error */
+      500: {
         content: {
           "application/problem+json": components["schemas"]["Problem"];
         };
@@ -917,6 +968,18 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description The Accept header allows none of the response types */
+      406: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Request body too large */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
       /** @description Unsupported content type */
       415: {
         content: {
@@ -931,6 +994,12 @@ export interface operations {
       };
       /** @description Queue full; retry after the number of seconds in Retry-After */
       429: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Internal error */
+      500: {
         content: {
           "application/problem+json": components["schemas"]["Problem"];
         };
@@ -1025,6 +1094,18 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description The Accept header allows none of the response types */
+      406: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Request body too large */
+      413: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
       /** @description Unsupported content type */
       415: {
         content: {
@@ -1039,6 +1120,12 @@ export interface operations {
       };
       /** @description Queue full; retry after the number of seconds in Retry-After */
       429: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Internal error */
+      500: {
         content: {
           "application/problem+json": components["schemas"]["Problem"];
         };
@@ -1105,6 +1192,12 @@ export interface operations {
           "application/json": components["schemas"]["ProjectionJob"];
         };
       };
+      /** @description Malformed request body */
+      400: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
       /** @description Missing or invalid API key */
       401: {
         content: {
@@ -1137,6 +1230,12 @@ export interface operations {
       };
       /** @description Queue full; retry after the number of seconds in Retry-After */
       429: {
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Internal error */
+      500: {
         content: {
           "application/problem+json": components["schemas"]["Problem"];
         };

@@ -62,7 +62,8 @@ describe('execution provider', () => {
     assert.equal(run.code, 1);
     assert.match(run.stderr, /CUDA execution provider/);
     assert.match(run.stderr, /Failed to load shared library/);
-    assert.match(run.stderr, /CUDA 12 and cuDNN 9/);
+    assert.match(run.stderr, /libonnxruntime_providers_cuda\.so is missing: install it with ONNXRUNTIME_NODE_INSTALL=cuda12/);
+    assert.match(run.stderr, /--execution-provider cpu/);
   });
 
   test('auto falls back to cpu and says why in /health', async () => {

@@ -201,7 +201,7 @@ describe('generate errors', () => {
 
   test('rejects too many images (422)', async () => {
     const seeds = Array.from({ length: 65 }, (_, i) => i);
-    await expectProblem(await generate({ seeds }), 422, /at most 64 images/);
+    await expectProblem(await generate({ seeds }), 422, /at most 64 latents \(the server's maxImagesPerRequest\), got 65/);
   });
 
   test('rejects an unknown model (404)', async () => {

@@ -139,4 +139,24 @@ describe('scheduling over HTTP', () => {
     const next = await postJson(`${server.url}/generate`, { seeds: [1] });
     assert.equal(next.status, 200);
   });
+
+  // Last: this test shuts the shared server down.
+  test('finishes multi-step requests while draining', async () => {
+    const mix = postJson(`${server.url}/mix`, { rows: { seeds: [1, 2] }, cols: { seeds: [3, 4] }, output: 'grid' });
+    const edit = postJson(`${server.url}/edit`, { seeds: [5], vector: Array(64).fill(0.5), strengths: [-1, 0, 1] });
+    await new Promise((r) => setTimeout(r, 30));
+    const shutdown = server.close();
+    await new Promise((r) => setTimeout(r, 20));
+    const late = await postJson(`${server.url}/generate`, { seeds: [9] }).catch((err: unknown) => err);
+    if (late instanceof Response) {
+      assert.equal(late.status, 503);
+      assert.match((await readJson(late)).detail, /shutting down|draining/);
+    }
+    const [mixResponse, editResponse] = await Promise.all([mix, edit]);
+    assert.equal(mixResponse.status, 200, await mixResponse.clone().text());
+    assert.equal(editResponse.status, 200, await editResponse.clone().text());
+    await mixResponse.arrayBuffer();
+    await editResponse.arrayBuffer();
+    await shutdown;
+  });
 });
