@@ -10,8 +10,9 @@ import type { AppEnv } from './env.js';
 import { composeStrip } from './grid.js';
 import { encodeFloatImage, sendImages } from './image-response.js';
 import { resolveImages } from './latents.js';
+import { submitImages } from './jobs.js';
 import { HttpProblem, invalidField, problemResponses } from './problem.js';
-import { checkOutputPixels, jobOptions, requireModel, resolveFormat, resolveTimeoutMs } from './request-context.js';
+import { checkOutputPixels, requireModel, resolveFormat, resolveTimeoutMs } from './request-context.js';
 import { toHttpProblem } from './runtime-errors.js';
 import { latentFields, maxLatentMagnitude, maxListItems, maxVectorLength, ModelNameSchema, renderFields } from './schemas.js';
 
@@ -139,13 +140,7 @@ export function registerEdit(app: OpenAPIHono<AppEnv>): void {
     const images = resolveImages(model.manifest, body, body, { max: 1, setting: 'limit of one latent per /edit request' });
     const timeoutMs = resolveTimeoutMs(c, body.timeout_ms);
     const controller = new AbortController();
-    const submit = (specs: ImageSpec[]) => {
-      try {
-        return c.get('service').generate(model.name, specs, jobOptions(c, timeoutMs, 'interactive', controller));
-      } catch (err) {
-        throw toHttpProblem(err);
-      }
-    };
+    const submit = (specs: ImageSpec[]) => submitImages(c, model.name, specs, 'interactive', timeoutMs, controller);
 
     // Phase 1: the base latent's ws (the route needs it to add the direction).
     let base: ImageResult | undefined;

@@ -12,9 +12,9 @@ import { frameCount, framePositions, lerpFrame, PeriodicCubicSpline, slerpFrame 
 import type { AppEnv } from './env.js';
 import { streamFrames, type FrameOutput } from './frame-stream.js';
 import { resolveImages, type ResolvedImage } from './latents.js';
+import { collectResults, submitImages } from './jobs.js';
 import { HttpProblem, invalidField, problemResponses } from './problem.js';
-import { jobOptions, requireModel, resolveTimeoutMs } from './request-context.js';
-import { toHttpProblem } from './runtime-errors.js';
+import { requireModel, resolveTimeoutMs } from './request-context.js';
 import { latentFields, renderFields } from './schemas.js';
 
 /** Frames computed at interactive priority before the rest of a walk drops to bulk priority. */
@@ -94,25 +94,6 @@ function chooseOutput(c: Context<AppEnv>, output: InterpolateRequest['output']):
   return 'webp';
 }
 
-/** Submits one job and returns its results, mapping synchronous runtime errors to problems. */
-function submit(c: Context<AppEnv>, model: string, specs: ImageSpec[], priority: 'interactive' | 'bulk', timeoutMs: number, controller: AbortController) {
-  try {
-    return c.get('service').generate(model, specs, jobOptions(c, timeoutMs, priority, controller));
-  } catch (err) {
-    throw toHttpProblem(err);
-  }
-}
-
-async function collect(results: AsyncIterable<ImageResult>, count: number): Promise<ImageResult[]> {
-  const out = new Array<ImageResult>(count);
-  try {
-    for await (const result of results) out[result.index] = result;
-  } catch (err) {
-    throw toHttpProblem(err);
-  }
-  return out;
-}
-
 /** Frames per bulk chunk; two chunks are queued at a time so the worker never idles. */
 const bulkChunkFrames = 8;
 /** Pause before resubmitting a chunk that found the queue full, in ms. */
@@ -145,7 +126,7 @@ async function startChunkedFrames(
     for (;;) {
       try {
         const remaining = Math.max(1, deadline - Date.now());
-        queued.push({ offset, results: submit(c, model, frames.slice(offset, end), priority, remaining, controller) });
+        queued.push({ offset, results: submitImages(c, model, frames.slice(offset, end), priority, remaining, controller) });
         return;
       } catch (err) {
         // The first chunk fails fast (429 before any header is sent); later ones wait for room.
@@ -208,7 +189,7 @@ export function registerInterpolate(app: OpenAPIHono<AppEnv>): void {
       const base = keyframes[0].spec.latent;
       frames = positions.map((p) => ({ ...noise, latent: { ...base, z: slerpFrame(zs, p) } as ImageSpec['latent'] }));
     } else {
-      const mapped = await collect(submit(c, model.name, keyframes.map((k) => k.spec), 'interactive', timeoutMs, controller), keyframes.length);
+      const mapped = await collectResults(submitImages(c, model.name, keyframes.map((k) => k.spec), 'interactive', timeoutMs, controller), keyframes.length);
       const ws = mapped.map((r) => r.ws); // each [numWs, wDim]
       const spline = body.space === 'cubic' ? new PeriodicCubicSpline(ws) : undefined;
       frames = positions.map((p) => ({ ...noise, latent: { kind: 'ws', ws: spline ? spline.at(p.position) : lerpFrame(ws, p) } }));
@@ -217,7 +198,7 @@ export function registerInterpolate(app: OpenAPIHono<AppEnv>): void {
     const results = await startChunkedFrames(c, model.name, frames, timeoutMs, controller);
 
     if (output === 'webp' || output === 'gif') {
-      const all = await collect(results, frames.length);
+      const all = await collectResults(results, frames.length);
       const bytes = await encodeAnimation(
         all.map((r) => r.image),
         { channels: manifest.arch.imgChannels, height: resolution, width: resolution },

@@ -6,14 +6,14 @@
  */
 
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
-import type { Context } from 'hono';
-import type { ImageResult, ImageSpec } from '../runtime/contract.js';
+import type { ImageSpec } from '../runtime/contract.js';
 import { mixStyles } from '../runtime/latent-math.js';
 import type { AppEnv } from './env.js';
 import { encodeFloatImage, sendImages } from './image-response.js';
 import { resolveImages, type LatentRequest, type ResolvedImage } from './latents.js';
+import { collectResults, submitImages } from './jobs.js';
 import { HttpProblem, invalidField, problemResponses } from './problem.js';
-import { checkOutputPixels, jobOptions, requireModel, resolveFormat, resolveTimeoutMs } from './request-context.js';
+import { checkOutputPixels, requireModel, resolveFormat, resolveTimeoutMs } from './request-context.js';
 import { toHttpProblem } from './runtime-errors.js';
 import { latentFields, renderFields } from './schemas.js';
 import { composeGrid } from './grid.js';
@@ -67,25 +67,6 @@ export const mixRoute = createRoute({
   },
 });
 
-/** Collects every result of a job, in index order. */
-async function collect(results: AsyncIterable<ImageResult>, count: number): Promise<ImageResult[]> {
-  const out = new Array<ImageResult>(count);
-  try {
-    for await (const result of results) out[result.index] = result;
-  } catch (err) {
-    throw toHttpProblem(err);
-  }
-  return out;
-}
-
-function submit(c: Context<AppEnv>, model: string, specs: ImageSpec[], timeoutMs: number, controller: AbortController) {
-  try {
-    return c.get('service').generate(model, specs, jobOptions(c, timeoutMs, 'interactive', controller));
-  } catch (err) {
-    throw toHttpProblem(err);
-  }
-}
-
 export function registerMix(app: OpenAPIHono<AppEnv>): void {
   app.openapi(mixRoute, async (c) => {
     const body = c.req.valid('json');
@@ -124,7 +105,7 @@ export function registerMix(app: OpenAPIHono<AppEnv>): void {
 
     // Phase 1: the rows' and columns' own images, which also give their truncated ws.
     const originals = [...rows, ...cols];
-    const own = await collect(submit(c, model.name, originals.map((o) => o.spec), timeoutMs, controller), originals.length);
+    const own = await collectResults(submitImages(c, model.name, originals.map((o) => o.spec), 'interactive', timeoutMs, controller), originals.length);
 
     // Phase 2: every row × column mix, noise as the row's.
     const mixes: ImageSpec[] = [];
@@ -134,7 +115,7 @@ export function registerMix(app: OpenAPIHono<AppEnv>): void {
         mixes.push({ latent: { kind: 'ws', ws }, noiseMode: rows[r].spec.noiseMode, noiseSeed: rows[r].spec.noiseSeed });
       }
     }
-    const results = submit(c, model.name, mixes, timeoutMs, controller);
+    const results = submitImages(c, model.name, mixes, 'interactive', timeoutMs, controller);
 
     if (body.output === 'multipart') {
       const label = (index: number): Record<string, string> => {
@@ -148,7 +129,7 @@ export function registerMix(app: OpenAPIHono<AppEnv>): void {
       return sendImages(c, manifest, results, Math.max(mixes.length, 2), { format, quality: body.quality }, label, controller);
     }
 
-    const mixed = await collect(results, mixes.length);
+    const mixed = await collectResults(results, mixes.length);
     const grid = composeGrid(
       manifest.arch.imgChannels,
       resolution,
