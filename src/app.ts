@@ -12,6 +12,7 @@ import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import type { Logger } from 'pino';
 import { Counter, Histogram } from 'prom-client';
+import { ImageCache } from './runtime/image-cache.js';
 import type { AppEnv, ImageService, RouteSettings } from './routes/env.js';
 import { registerEdit } from './routes/edit.js';
 import { registerGenerate } from './routes/generate.js';
@@ -72,6 +73,8 @@ export interface AppOptions {
   maxBodyBytes?: number;
   /** Tracks requests in flight for draining; optional for in-process uses such as tests. */
   inFlight?: InFlightRequests;
+  /** Cache of single-image responses; none when absent. */
+  imageCache?: ImageCache;
   /** Origins allowed to call the API from a browser (`*` for any); empty sends no CORS headers. */
   corsOrigins?: string[];
 }
@@ -202,6 +205,7 @@ function withReceivedValue(message: string, value: unknown, code: string): strin
 
 export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
   const { service, settings, logger } = options;
+  const imageCache = options.imageCache ?? new ImageCache(0);
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: async (result, c) => {
       if (result.success) return;
@@ -225,6 +229,7 @@ export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
     c.set('service', service);
     c.set('settings', settings);
     c.set('admittedAtMs', Date.now());
+    c.set('imageCache', imageCache);
     options.inFlight?.track(c);
     await next();
   });

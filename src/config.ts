@@ -119,6 +119,12 @@ export const settingSpecs = {
     description: 'How long a finished async projection job and its result are kept, in ms',
     schema: int(1000, maxTimerMs).default(3_600_000),
   },
+  imageCacheBytes: {
+    flag: 'image-cache-bytes',
+    env: 'IMAGE_CACHE_BYTES',
+    description: 'Memory for cached single-image /generate responses, in bytes; 0 disables the cache',
+    schema: int(0).default(64 << 20),
+  },
   maxBatch: { flag: 'max-batch', env: 'MAX_BATCH', description: 'Largest inference batch, in images', schema: int(1, 256).default(8) },
   maxQueueDelayMs: {
     flag: 'max-queue-delay-ms',

@@ -11,6 +11,7 @@ import { createApp, InFlightRequests } from './app.js';
 import type { ServerConfig } from './config.js';
 import { resolveRuntimeConfig } from './runtime/config.js';
 import { DirectionStore } from './runtime/directions.js';
+import { ImageCache } from './runtime/image-cache.js';
 import { createInferenceService, type InferenceService } from './runtime/service.js';
 
 export interface RunningServer {
@@ -46,6 +47,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
   const inFlight = new InFlightRequests();
   const app = createApp({
     inFlight,
+    imageCache: new ImageCache(config.imageCacheBytes),
     service: Object.assign(Object.create(service) as InferenceService, {
       directions: (model: { manifest: Parameters<DirectionStore['get']>[0] }) => directions.get(model.manifest),
     }),

@@ -28,12 +28,14 @@ import {
   type ValueInfoProto,
 } from 'onnx-buf';
 
+import { toFloat16Bits } from './float16.js';
+
 /** Default opset of the ai.onnx domain; ONNX Runtime 1.31 supports up to 26. */
 export const defaultOpsetVersion = 17;
 /** Default IR version (8 is the one that introduced opset 17 support in the ONNX spec). */
 export const defaultIrVersion = 8;
 
-export type ElementType = 'float' | 'int64' | 'bool';
+export type ElementType = 'float' | 'float16' | 'int64' | 'bool';
 
 /** A dimension: a fixed size, or a symbolic name (`dim_param`) such as `'N'` for the batch. */
 export type Dim = number | string;
@@ -64,6 +66,7 @@ const hostIsLittleEndian = endianness() === 'LE';
 
 const elementTypeCodes: Record<ElementType, number> = {
   float: TensorProto_DataType.FLOAT,
+  float16: TensorProto_DataType.FLOAT16,
   int64: TensorProto_DataType.INT64,
   bool: TensorProto_DataType.BOOL,
 };
@@ -126,6 +129,16 @@ export class GraphBuilder {
       for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i], true);
     }
     return this.#addInitializer(name, 'float', bytes, dims);
+  }
+
+  /** Adds a float16 initializer, rounding `data` to the nearest fp16 values, and returns its unique name. */
+  initializerFloat16(name: string, data: Float32Array, dims: number[]): string {
+    checkElementCount(name, data.length, dims);
+    const halves = toFloat16Bits(data);
+    const bytes = new Uint8Array(halves.length * 2);
+    const view = new DataView(bytes.buffer);
+    for (let i = 0; i < halves.length; i++) view.setUint16(i * 2, halves[i], true);
+    return this.#addInitializer(name, 'float16', bytes, dims);
   }
 
   /** Adds an int64 initializer and returns its unique name. */

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ImageResult, ImageSpec, JobOptions, ModelInfo } from '../runtime/contract.js';
 import type { LoadedDirectionSet } from '../runtime/directions.js';
+import type { ImageCache } from '../runtime/image-cache.js';
 import type { WorkerTask, WorkerTaskOutput } from '../runtime/worker-protocol.js';
 
 /** The runtime operations the routes use; `src/app.ts` passes the real inference service. */
@@ -59,6 +60,8 @@ export interface AppEnv {
     service: ImageService;
     settings: RouteSettings;
     requestId: string;
+    /** Encoded single-image responses, keyed by everything that determines the bytes. */
+    imageCache: ImageCache;
     /** When the request arrived (ms since the epoch); see `JobOptions.admittedAtMs`. */
     admittedAtMs: number;
     log: Logger;

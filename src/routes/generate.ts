@@ -1,6 +1,7 @@
 /** POST /generate: images from seeds, z, w or ws, like the reference `generate.py`. */
 
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import type { ModelManifest } from '../graph/model-manifest.js';
 import type { AppEnv } from './env.js';
 import { sendImages } from './image-response.js';
 import { resolveImages, truncationCenter } from './latents.js';
@@ -51,6 +52,15 @@ export const generateRoute = createRoute({
   },
 });
 
+/**
+ * The cache key of a single-image request: the model (with the sha256 of its graphs, so a
+ * re-converted model never serves stale bytes), every field that changes the image, and the format.
+ */
+function responseCacheKey(manifest: ModelManifest, body: z.infer<typeof GenerateRequestSchema>, format: string): string {
+  const { timeout_ms: _timeout, format: _format, model: _model, ...fields } = body;
+  return JSON.stringify([manifest.name, manifest.fileSha256, fields, format]);
+}
+
 export function registerGenerate(app: OpenAPIHono<AppEnv>): void {
   app.openapi(generateRoute, async (c) => {
     const body = c.req.valid('json');
@@ -60,6 +70,14 @@ export function registerGenerate(app: OpenAPIHono<AppEnv>): void {
     checkOutputPixels(c, '/seeds', images.length * resolution * resolution, `${images.length} images of ${resolution}x${resolution}`);
     const format = resolveFormat(c, body.format);
     const timeoutMs = resolveTimeoutMs(c, body.timeout_ms);
+
+    // Single images are deterministic, so identical requests are answered from the cache.
+    const cache = c.get('imageCache');
+    const cacheKey = cache.enabled && images.length === 1 && format !== 'raw' ? responseCacheKey(model.manifest, body, format) : undefined;
+    const hit = cacheKey ? cache.get(cacheKey) : undefined;
+    if (hit) return c.body(new Uint8Array(hit.bytes), 200, { ...hit.headers, 'X-Model': model.name, 'X-Request-Id': c.get('requestId'), 'X-Cache': 'hit' });
+    if (cacheKey) c.header('X-Cache', 'miss');
+
     const controller = new AbortController();
     let results;
     try {
@@ -72,6 +90,7 @@ export function registerGenerate(app: OpenAPIHono<AppEnv>): void {
       return seed === undefined ? { 'X-Index': String(index) } : { 'X-Index': String(index), 'X-Seed': String(seed) };
     };
     const headers = { 'X-Truncation-Center': truncationCenter(model.manifest, body, body.psi) };
-    return sendImages(c, model.manifest, results, images.length, { format, quality: body.quality }, label, controller, headers);
+    const onSingleImage = cacheKey ? (bytes: Uint8Array, imageHeaders: Record<string, string>) => cache.set(cacheKey, { bytes, headers: imageHeaders }) : undefined;
+    return sendImages(c, model.manifest, results, images.length, { format, quality: body.quality, onSingleImage }, label, controller, headers);
   });
 }

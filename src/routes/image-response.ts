@@ -17,6 +17,8 @@ import { toHttpProblem } from './runtime-errors.js';
 export interface EncodeSettings {
   format: OutputFormat;
   quality?: number;
+  /** Receives the bytes and headers of a single-image response (for the response cache). */
+  onSingleImage?: (bytes: Uint8Array, headers: Record<string, string>) => void;
 }
 
 /** Per-image headers: which seed (or index) an image is. */
@@ -93,11 +95,13 @@ export async function sendImages(
 
   if (count === 1) {
     const { bytes, encodeMs } = await encode(c, manifest, first.value, settings);
-    return c.body(new Uint8Array(bytes), 200, {
-      'Content-Type': contentType,
+    const body = new Uint8Array(bytes);
+    const imageHeaders = { 'Content-Type': contentType, ...headers, ...label(first.value.index) };
+    settings.onSingleImage?.(body, imageHeaders);
+    return c.body(body, 200, {
       'Server-Timing': serverTiming(first.value, encodeMs),
       ...common,
-      ...label(first.value.index),
+      ...imageHeaders,
     });
   }
 
