@@ -78,7 +78,9 @@ async function rawThroughput(): Promise<number> {
 const raw = await rawThroughput();
 console.log(`raw batched throughput (batch ${maxBatch}): ${fixed(raw, 1)} images/s`);
 
-const server = await startServerProcess(benchModelsDir, sampleModelName);
+// Every request uses new seeds, so the response cache would only fill up: leave it off to measure the
+// scheduler path and keep the RSS comparison about leaks.
+const server = await startServerProcess(benchModelsDir, sampleModelName, ['--image-cache-bytes', '0']);
 const rows: (string | number)[][] = [];
 const report = (label: string, concurrency: number, result: LoadResult) => {
   const statusText = Object.entries(result.statuses).map(([status, count]) => `${status}×${count}`).join(' ');
@@ -130,7 +132,7 @@ const markdown = [
   '## Serving: POST /generate through the real server, sample model',
   '',
   `Machine: ${machineLine()}. Command: \`${command}\`, run on ${new Date().toISOString().slice(0, 10)}.`,
-  `Server: \`src/cli.ts serve\` under tsx on 127.0.0.1 with default settings (max batch ${maxBatch}, PNG level 1, 1 worker), ` +
+  `Server: \`src/cli.ts serve\` under tsx on 127.0.0.1 with default settings (max batch ${maxBatch}, PNG level 1, 1 worker) and the response cache off, ` +
     `model \`sample\` (${manifest.arch.resolution}², untrained). Load: closed-loop keep-alive clients in the benchmark process, ` +
     `each level bounded to ${levelSeconds} s.`,
   `Raw batched throughput of the same graphs in-process (batch ${maxBatch}, no HTTP, no encoding): **${fixed(raw, 1)} images/s**.`,
