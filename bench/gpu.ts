@@ -1,17 +1,19 @@
 /**
  * GPU benchmark: images/s of mapping + synthesis for the 1024 config-f generator (random weights)
- * on the CUDA execution provider at batch 1, 8 and 32, through the service's session options.
- * An fp16 synthesis graph is measured too when `--fp16-graph FILE` names one.
+ * at batch 1, 8 and 32, through the service's session options. `--precision fp16` times the fp16
+ * synthesis graph (`buildSynthesisGraph(weights, { precision: 'fp16' })`) and also reports its
+ * max abs image error against the fp32 graph on the same provider.
  *
- *   npx tsx bench/gpu.ts [--provider cuda|cpu] [--batches 1,8,32] [--runs N] [--fp16-graph FILE] [--json FILE]
+ *   npx tsx bench/gpu.ts [--provider cuda|cpu] [--precision fp32|fp16] [--batches 1,8,32] [--runs N] [--json FILE]
  *
  * NOTE: written for a CUDA 12 + cuDNN 9 machine and not yet run on one (no GPU was available).
  */
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 import { configF1024Arch, randomGeneratorWeights } from '../src/graph/random-weights.js';
+import type { SynthesisPrecision } from '../src/graph/synthesis.js';
 import { machineLine } from './lib/machine.js';
 import { generateBatch, openBenchModel } from './lib/model-sessions.js';
 import { fixed, median } from './lib/stats.js';
@@ -19,36 +21,51 @@ import { fixed, median } from './lib/stats.js';
 const { values } = parseArgs({
   options: {
     provider: { type: 'string', default: 'cuda' },
+    precision: { type: 'string', default: 'fp32' },
     batches: { type: 'string', default: '1,8,32' },
     runs: { type: 'string', default: '5' },
-    'fp16-graph': { type: 'string' },
     json: { type: 'string' },
   },
 });
 const provider = values.provider as 'cuda' | 'cpu';
+const precision = values.precision as SynthesisPrecision;
+if (precision !== 'fp32' && precision !== 'fp16') throw new Error(`--precision ${values.precision} is invalid; use fp32 or fp16`);
 const batches = values.batches.split(',').map(Number);
 const runs = Number(values.runs);
+/** Batch size of the fp16-against-fp32 error check. */
+const errorCheckBatch = 4;
 
 const weights = randomGeneratorWeights(configF1024Arch, 1);
-const variants: [string, Uint8Array | undefined][] = [['fp32', undefined]];
-if (values['fp16-graph']) variants.push(['fp16', readFileSync(values['fp16-graph'])]);
+const session = { executionProvider: provider };
+
+let maxAbsErrorVsFp32: number | null = null;
+if (precision === 'fp16') {
+  // Same z rows, psi and stored noise through both graphs; the mapping graph is the same fp32 one.
+  const reference = await openBenchModel(weights, { session });
+  const expected = await generateBatch(reference, errorCheckBatch);
+  await reference.close();
+  const candidate = await openBenchModel(weights, { session, graph: { precision } });
+  const actual = await generateBatch(candidate, errorCheckBatch);
+  await candidate.close();
+  maxAbsErrorVsFp32 = 0;
+  for (let i = 0; i < expected.length; i++) maxAbsErrorVsFp32 = Math.max(maxAbsErrorVsFp32, Math.abs(actual[i] - expected[i]));
+  console.log(`${provider} fp16 max abs image error vs fp32 at batch ${errorCheckBatch}: ${maxAbsErrorVsFp32.toExponential(2)}`);
+}
 
 const results: { precision: string; batch: number; imagesPerSecond: number; msPerBatch: number }[] = [];
-for (const [precision, synthesisBytes] of variants) {
-  const model = await openBenchModel(weights, { session: { executionProvider: provider }, synthesisBytes });
-  for (const batch of batches) {
-    await generateBatch(model, batch); // warm-up: kernel selection and allocation for this shape
-    await generateBatch(model, batch);
-    const times: number[] = [];
-    for (let run = 0; run < runs; run++) {
-      const started = performance.now();
-      await generateBatch(model, batch, run + 2);
-      times.push(performance.now() - started);
-    }
-    const ms = median(times);
-    results.push({ precision, batch, imagesPerSecond: (1000 * batch) / ms, msPerBatch: ms });
-    console.log(`${provider} ${precision} batch ${batch}: ${fixed((1000 * batch) / ms, 2)} images/s (${fixed(ms, 1)} ms per batch)`);
+const model = await openBenchModel(weights, { session, graph: { precision } });
+for (const batch of batches) {
+  await generateBatch(model, batch); // warm-up: kernel selection and allocation for this shape
+  await generateBatch(model, batch);
+  const times: number[] = [];
+  for (let run = 0; run < runs; run++) {
+    const started = performance.now();
+    await generateBatch(model, batch, run + 2);
+    times.push(performance.now() - started);
   }
-  await model.close();
+  const ms = median(times);
+  results.push({ precision, batch, imagesPerSecond: (1000 * batch) / ms, msPerBatch: ms });
+  console.log(`${provider} ${precision} batch ${batch}: ${fixed((1000 * batch) / ms, 2)} images/s (${fixed(ms, 1)} ms per batch)`);
 }
-if (values.json) writeFileSync(values.json, JSON.stringify({ machine: machineLine(), provider, results }, null, 2));
+await model.close();
+if (values.json) writeFileSync(values.json, JSON.stringify({ machine: machineLine(), provider, precision, maxAbsErrorVsFp32, results }, null, 2));

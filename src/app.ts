@@ -217,7 +217,8 @@ export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
         message: withReceivedValue(issue.message, valueAt(input, issue.path), issue.code),
         code: issue.code,
       }));
-      let detail = errors.map((e) => `${e.pointer.slice(1).replaceAll('/', '.') || 'body'}: ${e.message}`).join('; ');
+      const whole = result.target === 'json' ? 'body' : result.target;
+      let detail = errors.map((e) => `${e.pointer.slice(1).replaceAll('/', '.') || whole}: ${e.message}`).join('; ');
       if (issues.length > errors.length) detail += `; and ${issues.length - errors.length} more problems`;
       return problemResponse(c, new HttpProblem(422, 'validation', detail, { errors }));
     },

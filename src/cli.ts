@@ -2,7 +2,7 @@
 /**
  * Command-line entry point:
  *   stylegan-serve serve [--port N] [--models-dir DIR] [--model NAME] [...]   start the HTTP server
- *   stylegan-serve convert <checkpoint | https://...> --name NAME [--models-dir DIR] [--sha256 HEX]
+ *   stylegan-serve convert <checkpoint | https://...> --name NAME [--models-dir DIR] [--sha256 HEX] [--fp16]
  *   stylegan-serve sample-model [--models-dir DIR] [--if-missing]             build the offline sample model
  */
 
@@ -16,10 +16,11 @@ import { sampleModelName, writeSampleModel } from './graph/sample-model.js';
 import { createLogger } from './log.js';
 import { startServer } from './server.js';
 
-const usage = `Usage:
+const usage = `Usage (from a checkout: node dist/cli.js <command>, or npx stylegan-serve <command>):
   stylegan-serve serve [options]                 start the HTTP server
   stylegan-serve convert <file|url> --name NAME  convert a StyleGAN2 checkpoint into <models-dir>/NAME
-      [--models-dir DIR] [--sha256 HEX] [--force]
+      [--models-dir DIR] [--sha256 HEX] [--force] [--fp16]
+                                                 --fp16 also writes synthesis_fp16.onnx (serve it with --precision fp16)
   stylegan-serve sample-model [--models-dir DIR] [--if-missing]
                                                  build the untrained offline sample model "sample"
 
@@ -96,6 +97,10 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
+  // util.parseArgs reports unknown or malformed options as TypeErrors with an ERR_PARSE_ARGS code.
+  if (err instanceof TypeError && String((err as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS')) {
+    err = new ConfigError(`${err.message}; see --help`);
+  }
   const message = err instanceof Error ? err.message : String(err);
   process.stderr.write(`stylegan-serve: ${message}\n`);
   process.exit(err instanceof ConfigError ? 2 : 1);

@@ -54,7 +54,7 @@ export const settingSpecs = {
   apiKeys: {
     flag: 'api-keys',
     env: 'API_KEYS',
-    description: 'Comma-separated bearer tokens; when set, every route except health and /metrics needs one',
+    description: 'Comma-separated bearer tokens; when set, every route except health, /metrics, /openapi.json and the pages (/, /docs) needs one',
     schema: list.default([]),
     secret: true,
   },
@@ -161,6 +161,12 @@ export const settingSpecs = {
     env: 'EXECUTION_PROVIDER',
     description: 'ONNX Runtime execution provider: cpu, cuda, or auto (CUDA when it loads, else CPU)',
     schema: z.enum(['cpu', 'cuda', 'auto']).default('cpu'),
+  },
+  precision: {
+    flag: 'precision',
+    env: 'PRECISION',
+    description: 'Synthesis graph precision: fp32, or fp16 (synthesis_fp16.onnx from convert --fp16; meant for GPUs, slower on the CPU)',
+    schema: z.enum(['fp32', 'fp16']).default('fp32'),
   },
   intraOpThreads: {
     flag: 'intra-op-threads',

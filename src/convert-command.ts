@@ -64,6 +64,7 @@ export async function convertCheckpoint(args: string[]): Promise<void> {
       'models-dir': { type: 'string', default: 'models' },
       sha256: { type: 'string' },
       force: { type: 'boolean', default: false },
+      fp16: { type: 'boolean', default: false },
     },
   });
   if (positionals.length !== 1) throw new ConfigError('convert: expected exactly one checkpoint file or URL');
@@ -110,6 +111,7 @@ export async function convertCheckpoint(args: string[]): Promise<void> {
     name: values.name,
     modelsDir: values['models-dir']!,
     overwrite: values.force,
+    fp16: values.fp16,
     source: { file, sha256, bytes: bytes.byteLength },
     onProgress: (event) => progress(event.message),
   });
@@ -121,7 +123,7 @@ export async function convertCheckpoint(args: string[]): Promise<void> {
       `  resolution  ${arch.resolution}x${arch.resolution}, ${arch.imgChannels} channels`,
       `  latents     z ${arch.zDim}, w ${arch.wDim}, num_ws ${arch.numWs}, c ${arch.cDim}`,
       `  mapping     ${arch.mappingLayers} layers; w_avg ${manifest.wAvgSource}`,
-      `  synthesis   ${arch.architecture}, conv_clamp ${arch.convClamp ?? 'none'}`,
+      `  synthesis   ${arch.architecture}, conv_clamp ${arch.convClamp ?? 'none'}${manifest.files.synthesisFp16 ? `, plus ${manifest.files.synthesisFp16}` : ''}`,
       `  sha256      ${sha256}`,
       '',
     ].join('\n'),

@@ -4,6 +4,7 @@
  * then the process exits 0).
  */
 
+import { stat } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Logger } from 'pino';
@@ -22,6 +23,13 @@ export interface RunningServer {
 }
 
 export async function startServer(config: ServerConfig, logger: Logger): Promise<RunningServer> {
+  const folder = await stat(config.modelsDir).catch(() => undefined);
+  if (!folder?.isDirectory()) {
+    throw new Error(
+      `models folder ${config.modelsDir} not found; create the sample model there with "node dist/cli.js sample-model --models-dir ${config.modelsDir}", ` +
+        'convert a checkpoint into it, or pass --models-dir',
+    );
+  }
   const models = config.models.length > 0 ? [...new Set([config.defaultModel, ...config.models])] : [];
   const service = createInferenceService(
     resolveRuntimeConfig({
@@ -29,6 +37,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
       models,
       session: {
         executionProvider: config.executionProvider,
+        precision: config.precision,
         intraOpNumThreads: config.intraOpThreads,
         workers: config.workers,
       },

@@ -1,7 +1,7 @@
 /**
  * Converts canonical generator weights into a model folder `models/<name>/` (see model-manifest.ts):
- * the ONNX graphs (mapping, synthesis and the projection gradient graph), the stored noise maps and
- * model.json. The folder is assembled in a temporary
+ * the ONNX graphs (mapping, synthesis, the projection gradient graph and, on request, the float16
+ * synthesis graph), the stored noise maps and model.json. The folder is assembled in a temporary
  * sibling directory and renamed into place, so readers never see a half-written model.
  */
 
@@ -18,6 +18,7 @@ import {
   mappingGraphFile,
   modelManifestFile,
   noiseConstFile,
+  synthesisFp16GraphFile,
   synthesisGradientGraphFile,
   synthesisGraphFile,
   type ModelManifest,
@@ -43,6 +44,8 @@ export interface WriteModelOptions {
   source: { file: string; sha256: string | null; bytes: number | null };
   /** Replace an existing folder of the same name; otherwise an existing folder is an error. */
   overwrite?: boolean;
+  /** Also write the float16 synthesis graph `synthesis_fp16.onnx` (for GPUs). */
+  fp16?: boolean;
   onProgress?: (event: ConversionProgress) => void;
 }
 
@@ -86,6 +89,11 @@ export async function writeModelFolder(weights: GeneratorWeights, options: Write
   const mappingBytes = buildMappingGraph(finalWeights);
   progress({ stage: 'synthesis', message: 'building synthesis.onnx' });
   const synthesisBytes = buildSynthesisGraph(finalWeights);
+  let synthesisFp16Bytes: Uint8Array | undefined;
+  if (options.fp16) {
+    progress({ stage: 'synthesis', message: 'building synthesis_fp16.onnx' });
+    synthesisFp16Bytes = buildSynthesisGraph(finalWeights, { precision: 'fp16' });
+  }
   progress({ stage: 'gradient', message: 'building synthesis_grad.onnx (loss and gradients for projection)' });
   const gradientBytes = buildSynthesisGradientGraph(finalWeights);
   progress({ stage: 'noise', message: 'collecting the stored noise maps' });
@@ -97,7 +105,7 @@ export async function writeModelFolder(weights: GeneratorWeights, options: Write
   const directionValues = new Float32Array(directionSets.length * wDim * wDim);
   directionSets.forEach((set, i) => directionValues.set(set.vectors, i * wDim * wDim));
 
-  const files = { mapping: mappingGraphFile, synthesis: synthesisGraphFile, noiseConst: noiseConstFile, synthesisGrad: synthesisGradientGraphFile };
+  const files: ModelManifest['files'] = { mapping: mappingGraphFile, synthesis: synthesisGraphFile, noiseConst: noiseConstFile, synthesisGrad: synthesisGradientGraphFile };
   const contents: Record<string, Uint8Array> = {
     [mappingGraphFile]: mappingBytes,
     [synthesisGraphFile]: synthesisBytes,
@@ -105,6 +113,10 @@ export async function writeModelFolder(weights: GeneratorWeights, options: Write
     [noiseConstFile]: noiseBytes,
     [directionsFile]: littleEndianFloats(directionValues),
   };
+  if (synthesisFp16Bytes) {
+    files.synthesisFp16 = synthesisFp16GraphFile;
+    contents[synthesisFp16GraphFile] = synthesisFp16Bytes;
+  }
   const fileSha256: Record<string, string> = {};
   for (const [file, bytes] of Object.entries(contents)) fileSha256[file] = createHash('sha256').update(bytes).digest('hex');
 

@@ -47,7 +47,13 @@ export const projectOptionFields = {
       '`mse`: full-resolution pixel MSE only.',
   }),
   seed: z.coerce.number().int().min(0).max(maxSeed).optional().openapi({ type: 'integer', description: `Seed of the latent noise and initial noise maps; default ${defaultProjectSeed}.` }),
-  class: z.coerce.number().int().min(0).optional().openapi({ type: 'integer', description: 'Class index; required for conditional models.' }),
+  class: z.coerce.number().int().min(0).optional().openapi({ type: 'integer', description: 'Class index; conditional models need `class` or `label`.' }),
+  label: z
+    .string()
+    .regex(/^\s*-?[\d.eE+-]+(\s*,\s*-?[\d.eE+-]+)*\s*$/, 'expected comma-separated numbers, e.g. 0,1,0')
+    .max(100_000)
+    .optional()
+    .openapi({ description: 'Label vector of length cDim as comma-separated numbers (one-hot or soft), instead of `class`.' }),
   optimize_noise: booleanString.optional().openapi({ description: 'Also optimise the per-layer noise maps (default false).' }),
   preview_every: z.coerce.number().int().min(0).optional().openapi({ type: 'integer', description: 'Include the current image (PNG, base64) in every k-th progress event; 0 (default) never.' }),
   async: booleanString.optional().openapi({ description: 'Run as a background job: 202 with a job id instead of an SSE stream.' }),
@@ -85,7 +91,9 @@ export function resolveProjectOptions(c: Context<AppEnv>, manifest: ModelManifes
   if (manifest.files.synthesisGrad === undefined) {
     throw new HttpProblem(422, 'validation', `model "${manifest.name}" has no gradient graph (synthesis_grad.onnx); re-convert it with this version to enable projection`);
   }
-  const label = resolveLabel(manifest, { psi: 1, noise_mode: 'const', class: options.class });
+  const labelValues = options.label?.split(',').map((value) => Number(value.trim()));
+  if (labelValues?.some((value) => !Number.isFinite(value))) throw invalidField('/label', `expected comma-separated finite numbers, got "${options.label}"`);
+  const label = resolveLabel(manifest, { psi: 1, noise_mode: 'const', class: options.class, label: labelValues });
   return {
     manifest,
     steps,

@@ -7,6 +7,9 @@ import { availableParallelism } from 'node:os';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'auto';
 
+/** Which synthesis graph the workers open: `synthesis.onnx` (fp32) or `synthesis_fp16.onnx` (fp16). */
+export type SynthesisPrecision = 'fp32' | 'fp16';
+
 export interface SchedulerConfig {
   /** Largest synthesis batch, in images. Batches are padded up to a power of two (or to this). */
   maxBatch: number;
@@ -25,6 +28,11 @@ export interface SessionConfig {
   executionProvider: ExecutionProvider;
   /** CUDA device index. */
   deviceId: number;
+  /**
+   * `fp16` opens each model's synthesis_fp16.onnx and fails at start for a model without one.
+   * Absent means fp32; `resolveRuntimeConfig` always sets it.
+   */
+  precision?: SynthesisPrecision;
   /** ONNX Runtime intra-op threads per worker; 0 means the available cores divided by `workers`. */
   intraOpNumThreads: number;
   /** Inference worker threads. Each one loads every model and runs one batch at a time. */
@@ -53,6 +61,7 @@ export const defaultSchedulerConfig: SchedulerConfig = {
 export const defaultSessionConfig: SessionConfig = {
   executionProvider: 'cpu',
   deviceId: 0,
+  precision: 'fp32',
   intraOpNumThreads: 0,
   workers: 1,
 };
@@ -92,6 +101,9 @@ export function resolveRuntimeConfig(input: RuntimeConfigInput): RuntimeConfig {
   assertInteger(session.workers, 'workers', 1);
   if (!['cpu', 'cuda', 'auto'].includes(session.executionProvider)) {
     throw new RangeError(`invalid executionProvider ${session.executionProvider}: expected cpu, cuda or auto`);
+  }
+  if (!['fp32', 'fp16'].includes(session.precision ?? 'fp32')) {
+    throw new RangeError(`invalid precision ${session.precision}: expected fp32 or fp16`);
   }
   if (session.intraOpNumThreads === 0) {
     session.intraOpNumThreads = Math.max(1, Math.floor(availableParallelism() / session.workers));

@@ -24,8 +24,8 @@ export const modelNamePattern = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export interface LoadedModel extends ModelInfo {
   /** Absolute folder path. */
   dir: string;
-  /** Absolute paths of the graphs and the stored noise. */
-  paths: { mapping: string; synthesis: string; noiseConst: string };
+  /** Absolute paths of the graphs and the stored noise; `synthesisFp16` only when model.json lists it. */
+  paths: { mapping: string; synthesis: string; noiseConst: string; synthesisFp16?: string };
 }
 
 /** Throws ModelNotFoundError unless `name` matches `modelNamePattern`; checked before any file access. */
@@ -77,6 +77,11 @@ export function validateManifest(name: string, manifest: ModelManifest): void {
     if (typeof file !== 'string' || !modelNamePattern.test(file)) fail(name, `files.${key} is ${JSON.stringify(file)}`);
     if (typeof manifest.fileSha256?.[file] !== 'string') fail(name, `fileSha256 has no entry for ${file}`);
   }
+  const fp16File = manifest.files?.synthesisFp16;
+  if (fp16File !== undefined) {
+    if (typeof fp16File !== 'string' || !modelNamePattern.test(fp16File)) fail(name, `files.synthesisFp16 is ${JSON.stringify(fp16File)}`);
+    if (typeof manifest.fileSha256?.[fp16File] !== 'string') fail(name, `fileSha256 has no entry for ${fp16File}`);
+  }
 }
 
 /** Floats in the noise_const file, the sum of R·R over the noise layers. */
@@ -106,13 +111,14 @@ export async function loadModel(modelsDir: string, name: string): Promise<Loaded
   validateManifest(name, manifest);
   if (manifest.name !== name) fail(name, `model.json names the model ${JSON.stringify(manifest.name)}, expected the folder name`);
 
-  const paths = {
+  const paths: LoadedModel['paths'] = {
     mapping: join(dir, manifest.files.mapping),
     synthesis: join(dir, manifest.files.synthesis),
     noiseConst: join(dir, manifest.files.noiseConst),
+    ...(manifest.files.synthesisFp16 ? { synthesisFp16: join(dir, manifest.files.synthesisFp16) } : {}),
   };
   for (const [key, path] of Object.entries(paths)) {
-    const file = manifest.files[key as keyof typeof paths];
+    const file = manifest.files[key as keyof typeof paths] as string;
     const actual = await sha256OfFile(path).catch((err: NodeJS.ErrnoException) => fail(name, `cannot read ${path} (${err.code ?? err.message})`));
     if (actual !== manifest.fileSha256[file]) {
       fail(name, `sha256 of ${file} is ${actual}, model.json expects ${manifest.fileSha256[file]}`);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 
 import type { Logger } from '../log.js';
-import type { SessionConfig } from './config.js';
+import type { SessionConfig, SynthesisPrecision } from './config.js';
 import { InferenceError } from './errors.js';
 import type { LoadedModel } from './model-registry.js';
 import { taskBuffers, type BatchInput, type BatchOutput, type FromWorker, type WorkerInit, type WorkerModelSpec, type WorkerTask, type WorkerTaskOutput } from './worker-protocol.js';
@@ -46,12 +46,20 @@ interface PendingBatch {
   reject: (err: Error) => void;
 }
 
-export function toWorkerModelSpec(model: LoadedModel): WorkerModelSpec {
+/** The paths and shapes a worker needs for `model`; `precision` picks the synthesis graph. */
+export function toWorkerModelSpec(model: LoadedModel, precision: SynthesisPrecision = 'fp32'): WorkerModelSpec {
   const { arch, noiseLayers } = model.manifest;
+  const synthesisPath = precision === 'fp16' ? model.paths.synthesisFp16 : model.paths.synthesis;
+  if (synthesisPath === undefined) {
+    throw new Error(
+      `model ${model.name} has no synthesis_fp16.onnx, which --precision fp16 needs; re-convert it with ` +
+        '`stylegan-serve convert <checkpoint> --name ' + model.name + ' --fp16 --force`, or serve with --precision fp32',
+    );
+  }
   return {
     name: model.name,
     mappingPath: model.paths.mapping,
-    synthesisPath: model.paths.synthesis,
+    synthesisPath,
     noiseConstPath: model.paths.noiseConst,
     // NOTE: the model registry verifies the sha256 of mapping, synthesis and noise files only, not of synthesis_grad.onnx.
     ...(model.manifest.files.synthesisGrad ? { synthesisGradPath: join(model.dir, model.manifest.files.synthesisGrad) } : {}),
@@ -96,7 +104,7 @@ export class WorkerPool {
 
   /** Starts `session.workers` workers and waits until each has opened every model. */
   static async start(models: LoadedModel[], session: SessionConfig, logger: Logger): Promise<WorkerPool> {
-    const pool = new WorkerPool({ models: models.map(toWorkerModelSpec), session }, logger);
+    const pool = new WorkerPool({ models: models.map((model) => toWorkerModelSpec(model, session.precision)), session }, logger);
     try {
       await Promise.all(pool.slots.map((slot) => pool.spawn(slot)));
     } catch (err) {
