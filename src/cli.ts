@@ -16,7 +16,7 @@ import { sampleModelName, writeSampleModel } from './graph/sample-model.js';
 import { createLogger } from './log.js';
 import { startServer } from './server.js';
 
-const usage = `Usage (from a checkout: node dist/cli.js <command>, or npx stylegan-serve <command>):
+const usage = `Usage: stylegan-serve <command> [options]  (in a checkout: node dist/cli.js, or npx stylegan-serve)
   stylegan-serve serve [options]                 start the HTTP server
   stylegan-serve convert <file|url> --name NAME  convert a StyleGAN2 checkpoint into <models-dir>/NAME
       [--models-dir DIR] [--sha256 HEX] [--force] [--fp16]

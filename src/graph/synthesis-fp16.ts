@@ -9,9 +9,10 @@
  * - weights per output channel: `W'[o] = α_o·W[o]` with `α_o = 1 / (sqrt(C_in·k²) · max|W[o]|)`,
  * - styles per sample: `s' = s / β_n` with `β_n = max_i |s[n, i]|`.
  *
- * Then `conv(x·s, W)[n, o] = β_n·α_o · conv(x·s', W')[n, o]`, and the reference output
- * `conv(x·s, W)·d` with `d = 1 / sqrt(Σ_i s²·Q[o, i] + ε)` equals `conv(x·s', W')·d'` with
- * `d'[n, o] = 1 / sqrt(Σ_i s'²·Q'[o, i] + ε / (β_n²·α_o²))`, where Q' holds the squared sums of W'.
+ * Then `conv(x·s, W)[n, o] = (β_n / α_o) · conv(x·s', W')[n, o]` and `Q = Q' / α_o²`, where Q'
+ * holds the squared sums of W'. So the reference output `conv(x·s, W)·d` with
+ * `d = 1 / sqrt(Σ_i s²·Q[o, i] + ε)` equals `conv(x·s', W')·d'` with
+ * `d'[n, o] = 1 / sqrt(Σ_i s'²·Q'[o, i] + ε·α_o² / β_n²)`.
  */
 
 import { squaredWeightSums, transposeScaled } from './fir.js';
@@ -28,7 +29,7 @@ const kernelSize = 3;
 export interface PrescaledWeight {
   /** `α_o·W[o]`, rounded to fp16 values, `[C_out, C_in, k, k]`. */
   weight: Float32Array;
-  /** `ε / α_o²` per output channel, `[C_out]`; divided by β² in the graph. */
+  /** `ε·α_o²` per output channel, `[C_out]`; divided by β² in the graph. */
   epsilonScale: Float32Array;
 }
 
@@ -43,7 +44,7 @@ export function prescaleConvWeight(weight: Float32Array, outChannels: number, in
     // An all-zero channel gives zero output whatever the scale; keep its scale at 1.
     const alpha = maxAbs > 0 ? 1 / (Math.sqrt(fanIn) * maxAbs) : 1;
     for (let j = o * fanIn; j < (o + 1) * fanIn; j++) scaled[j] = weight[j] * alpha;
-    epsilonScale[o] = epsilon / (alpha * alpha);
+    epsilonScale[o] = epsilon * alpha * alpha;
   }
   return { weight: roundToFloat16(scaled), epsilonScale };
 }

@@ -564,8 +564,10 @@ export interface components {
       loss?: "pixel_ssim" | "mse";
       /** @description Seed of the latent noise and initial noise maps; default 303. */
       seed?: number;
-      /** @description Class index; required for conditional models. */
+      /** @description Class index; conditional models need `class` or `label`. */
       class?: number;
+      /** @description Label vector of length cDim as comma-separated numbers (one-hot or soft), instead of `class`. */
+      label?: string;
       /**
        * @description Also optimise the per-layer noise maps (default false).
        * @enum {string}
@@ -1161,8 +1163,10 @@ export interface operations {
         loss?: "pixel_ssim" | "mse";
         /** @description Seed of the latent noise and initial noise maps; default 303. */
         seed?: number;
-        /** @description Class index; required for conditional models. */
+        /** @description Class index; conditional models need `class` or `label`. */
         class?: number;
+        /** @description Label vector of length cDim as comma-separated numbers (one-hot or soft), instead of `class`. */
+        label?: string;
         /** @description Also optimise the per-layer noise maps (default false). */
         optimize_noise?: "true" | "false" | "1" | "0";
         /** @description Include the current image (PNG, base64) in every k-th progress event; 0 (default) never. */
