@@ -32,10 +32,10 @@ export function float16Bits(value: number): number {
 
 /** `value >> shift`, rounded to nearest with ties to even. */
 function roundShift(value: number, shift: number): number {
-  const kept = value >>> shift;
+  const quotient = value >>> shift;
   const remainder = value & ((1 << shift) - 1);
   const half = 1 << (shift - 1);
-  return remainder > half || (remainder === half && (kept & 1) === 1) ? kept + 1 : kept;
+  return remainder > half || (remainder === half && (quotient & 1) === 1) ? quotient + 1 : quotient;
 }
 
 /** Returns the number an fp16 bit pattern holds. */
