@@ -67,6 +67,29 @@ for (const config of configs) {
   await model.close();
 }
 
+// ms/image at batch 1, 4 and 8 through the real service, with batch splitting off and on `auto`.
+let serviceTable = '';
+if (!values['skip-encode']) {
+  const modelsDir = await ensureRandomModel('paper256', paper256Arch);
+  const serviceRows: (string | number)[][] = [];
+  for (const split of ['off', 'auto'] as const) {
+    for (const batch of [1, 4, 8]) {
+      const service = await startService(modelsDir, 'paper256', batch, split);
+      await runPipeline(service, 'paper256', { jobs: 1, imagesPerJob: batch, inFlight: 1 }); // warm-up
+      const jobs = Math.max(2, Math.round((quick ? 8 : 16) / batch));
+      const perImage: number[] = [];
+      for (let job = 0; job < jobs; job++) {
+        const result = await runPipeline(service, 'paper256', { jobs: 1, imagesPerJob: batch, inFlight: 1 });
+        perImage.push((1000 * result.seconds) / result.images);
+      }
+      await service.close();
+      serviceRows.push(['paper256', split, batch, fixed(median(perImage)), jobs]);
+      console.log(`paper256 service, split-batches ${split}, batch ${batch}: ${fixed(median(perImage))} ms/image`);
+    }
+  }
+  serviceTable = table(['config', 'split-batches', 'batch', 'ms/image (median)', 'jobs'], serviceRows);
+}
+
 let encodeTable = '';
 if (!values['skip-encode']) {
   const modelsDir = await ensureRandomModel('paper256', paper256Arch);
@@ -106,6 +129,16 @@ const markdown = [
   `Up-sampling form: \`${form}\`. Random weights (seed 1), psi 0.7, stored noise, session options of src/runtime/sessions.ts with 2 intra-op threads.`,
   '',
   table(['config', 'batch', 'ms/image (median)', 'ms/image (best)', 'runs', 'PyTorch reference ms/image', 'speed-up'], rows),
+  ...(serviceTable
+    ? [
+        '',
+        '### paper256 through the inference service (worker thread + scheduler), one job of `batch` images at a time',
+        '',
+        'With `--split-batches auto` (the default) the worker times batch 2 against two single-image runs at start and runs batches as single-image runs when those are faster.',
+        '',
+        serviceTable,
+      ]
+    : []),
   ...(encodeTable
     ? ['', '### paper256 through the inference service (worker thread + scheduler), batch 8, 2 jobs of 8 in flight', '', encodeTable]
     : []),

@@ -175,6 +175,13 @@ export const settingSpecs = {
     schema: int(0, 1024).default(0),
   },
   workers: { flag: 'workers', env: 'WORKERS', description: 'Inference worker threads', schema: int(1, 64).default(1) },
+  splitBatches: {
+    flag: 'split-batches',
+    env: 'SPLIT_BATCHES',
+    description:
+      'auto: on the CPU provider, run synthesis batches as single-image runs when start-up timing shows them faster per image; on: always; off: never',
+    schema: z.enum(['auto', 'on', 'off']).default('auto'),
+  },
   pngCompressionLevel: {
     flag: 'png-compression-level',
     env: 'PNG_COMPRESSION_LEVEL',

@@ -38,6 +38,7 @@ export async function startServer(config: ServerConfig, logger: Logger): Promise
       session: {
         executionProvider: config.executionProvider,
         precision: config.precision,
+        splitBatches: config.splitBatches,
         intraOpNumThreads: config.intraOpThreads,
         workers: config.workers,
       },

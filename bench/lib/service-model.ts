@@ -29,8 +29,13 @@ export async function ensureRandomModel(name: string, arch: RandomArchitecture):
   return benchModelsDir;
 }
 
-export async function startService(modelsDir: string, model: string, maxBatch: number): Promise<InferenceService> {
-  const config = resolveRuntimeConfig({ modelsDir, models: [model], scheduler: { maxBatch, maxQueuedImages: 4096 } });
+export async function startService(
+  modelsDir: string,
+  model: string,
+  maxBatch: number,
+  splitBatches: 'auto' | 'on' | 'off' = 'auto',
+): Promise<InferenceService> {
+  const config = resolveRuntimeConfig({ modelsDir, models: [model], scheduler: { maxBatch, maxQueuedImages: 4096 }, session: { splitBatches } });
   const service = createInferenceService(config, silentLogger());
   await service.start();
   return service;

@@ -33,6 +33,14 @@ export interface SessionConfig {
    * Absent means fp32; `resolveRuntimeConfig` always sets it.
    */
   precision?: SynthesisPrecision;
+  /**
+   * `auto`: at start, time synthesis at batch 2 against two single-image runs, and run every batch
+   * as single-image runs when those were faster per image (ONNX Runtime's CPU kernels often are:
+   * its transposed convolutions cost more per image in a batch). `off`: always one run per batch.
+   * Only the CPU provider is measured; CUDA always runs whole batches under `auto`. `on`: always
+   * single-image runs.
+   */
+  splitBatches?: 'auto' | 'on' | 'off';
   /** ONNX Runtime intra-op threads per worker; 0 means the available cores divided by `workers`. */
   intraOpNumThreads: number;
   /** Inference worker threads. Each one loads every model and runs one batch at a time. */
@@ -62,6 +70,7 @@ export const defaultSessionConfig: SessionConfig = {
   executionProvider: 'cpu',
   deviceId: 0,
   precision: 'fp32',
+  splitBatches: 'auto',
   intraOpNumThreads: 0,
   workers: 1,
 };

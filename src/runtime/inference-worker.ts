@@ -40,6 +40,8 @@ interface ModelSessions {
   noiseZeros: Float32Array[];
   /** The projection gradient session, opened by the first gradient task. */
   gradient?: Promise<InferenceSession>;
+  /** Run synthesis batches as single-image runs (chosen at start, see `SessionConfig.splitBatches`). */
+  splitBatches: boolean;
 }
 
 const port = parentPort;
@@ -74,8 +76,36 @@ async function openModel(spec: WorkerModelSpec, init: WorkerInit, provider?: Pro
   assertSessionIo(synthesis.session, spec.synthesisPath, ['ws', ...spec.noiseLayers.map((l) => l.name)], 'img');
   const noiseConst = readNoiseConst(spec);
   const noiseZeros = spec.noiseLayers.map((l) => new Float32Array(l.resolution * l.resolution));
-  models.set(spec.name, { spec, mapping: mapping.session, synthesis: synthesis.session, noiseConst, noiseZeros });
+  const sessions: ModelSessions = { spec, mapping: mapping.session, synthesis: synthesis.session, noiseConst, noiseZeros, splitBatches: false };
+  if (init.session.splitBatches === 'on') sessions.splitBatches = true;
+  else if (init.session.splitBatches !== 'off' && synthesis.provider === 'cpu') sessions.splitBatches = await singleRunsAreFaster(sessions);
+  models.set(spec.name, sessions);
   return mapping;
+}
+
+/** Number of timed repeats per form when choosing between batched and single-image runs. */
+const splitProbeRepeats = 2;
+
+/**
+ * Times synthesis of 2 rows as one batch and as 2 single-image runs (after one untimed warm-up
+ * run of each), and returns true when the single runs took under 97% of the batched time.
+ */
+async function singleRunsAreFaster(m: ModelSessions): Promise<boolean> {
+  const { numWs, wDim } = m.spec;
+  const feeds = (rows: number) => {
+    const noise: Record<string, Tensor> = {};
+    m.spec.noiseLayers.forEach((layer, i) => (noise[layer.name] = new Tensor('float32', m.noiseConst[i], [1, 1, layer.resolution, layer.resolution])));
+    return { ws: new Tensor('float32', new Float32Array(rows * numWs * wDim), [rows, numWs, wDim]), ...noise };
+  };
+  const time = async (rows: number, runs: number) => {
+    await m.synthesis.run(feeds(rows));
+    const started = performance.now();
+    for (let repeat = 0; repeat < splitProbeRepeats; repeat++) for (let r = 0; r < runs; r++) await m.synthesis.run(feeds(rows));
+    return performance.now() - started;
+  };
+  const batched = await time(2, 1);
+  const single = await time(1, 2);
+  return single < 0.97 * batched;
 }
 
 /** Smallest power of two >= n, at most `cap`. */
@@ -155,6 +185,29 @@ function ownBuffer(data: Float32Array, length: number): Float32Array {
   return data.slice(0, length);
 }
 
+/** Runs synthesis once per real row (no padding rows), slicing per-row noise maps. */
+async function synthesizeOneByOne(m: ModelSessions, batch: BatchInput, noise: Record<string, Tensor>): Promise<Float32Array> {
+  const { numWs, wDim, resolution, imgChannels } = m.spec;
+  const rowSize = numWs * wDim;
+  const imageSize = imgChannels * resolution * resolution;
+  const img = new Float32Array(batch.rows * imageSize); // [rows, C, R, R]
+  for (let row = 0; row < batch.rows; row++) {
+    const feeds: Record<string, Tensor> = { ws: new Tensor('float32', batch.ws.slice(row * rowSize, (row + 1) * rowSize), [1, numWs, wDim]) };
+    for (const [name, tensor] of Object.entries(noise)) {
+      if (tensor.dims[0] === 1) {
+        feeds[name] = tensor; // one map broadcast over the batch
+      } else {
+        const mapSize = tensor.size / tensor.dims[0];
+        const data = (tensor.data as Float32Array).slice(row * mapSize, (row + 1) * mapSize);
+        feeds[name] = new Tensor('float32', data, [1, ...tensor.dims.slice(1)]);
+      }
+    }
+    const out = await m.synthesis.run(feeds);
+    img.set((out.img.data as Float32Array).subarray(0, imageSize), row * imageSize);
+  }
+  return img;
+}
+
 async function runBatch(batch: BatchInput): Promise<BatchOutput> {
   const started = performance.now();
   const m = models.get(batch.model);
@@ -169,11 +222,16 @@ async function runBatch(batch: BatchInput): Promise<BatchOutput> {
   const noiseMs = performance.now() - noiseStarted;
 
   const synthesisStarted = performance.now();
-  const ws = padRows(batch.ws, batch.rows, numWs * wDim, batch.bucket); // [bucket, numWs, wDim]
-  const out = await m.synthesis.run({ ws: new Tensor('float32', ws, [batch.bucket, numWs, wDim]), ...noise });
+  let img: Float32Array; // [rows, C, R, R]
+  if (m.splitBatches && batch.rows > 1) {
+    img = await synthesizeOneByOne(m, batch, noise);
+  } else {
+    const ws = padRows(batch.ws, batch.rows, numWs * wDim, batch.bucket); // [bucket, numWs, wDim]
+    const out = await m.synthesis.run({ ws: new Tensor('float32', ws, [batch.bucket, numWs, wDim]), ...noise });
+    img = ownBuffer(out.img.data as Float32Array, batch.rows * imgChannels * resolution * resolution);
+  }
   const synthesisMs = performance.now() - synthesisStarted;
 
-  const img = ownBuffer(out.img.data as Float32Array, batch.rows * imgChannels * resolution * resolution); // [rows, C, R, R]
   return {
     img,
     ws: ownBuffer(batch.ws, batch.rows * numWs * wDim), // [rows, numWs, wDim]
@@ -284,7 +342,8 @@ async function start(init: WorkerInit): Promise<void> {
       }
     });
   });
-  send({ type: 'ready', provider: provider ?? 'cpu', reason });
+  const splitBatchModels = [...models.values()].filter((m) => m.splitBatches).map((m) => m.spec.name);
+  send({ type: 'ready', provider: provider ?? 'cpu', reason, splitBatchModels });
 }
 
 void start(workerData as WorkerInit);

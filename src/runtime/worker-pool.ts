@@ -145,7 +145,10 @@ export class WorkerPool {
             started = true;
             slot.ready = true;
             slot.provider = { name: message.provider, reason: message.reason };
-            this.logger.info({ worker: slot.index, provider: message.provider, reason: message.reason }, 'inference worker ready');
+            this.logger.info(
+              { worker: slot.index, provider: message.provider, reason: message.reason, splitBatchModels: message.splitBatchModels },
+              'inference worker ready',
+            );
             resolve();
             this.idleListener();
             break;

@@ -134,7 +134,7 @@ export function taskOutputBuffers(output: WorkerTaskOutput): ArrayBuffer[] {
 export type ToWorker = { type: 'run'; id: number; batch: BatchInput } | { type: 'task'; id: number; task: WorkerTask } | { type: 'exit'; code: number };
 
 export type FromWorker =
-  | { type: 'ready'; provider: 'cpu' | 'cuda'; reason: string }
+  | { type: 'ready'; provider: 'cpu' | 'cuda'; reason: string; splitBatchModels: string[] }
   | { type: 'init-failed'; message: string }
   | { type: 'result'; id: number; output: BatchOutput }
   | { type: 'task-result'; id: number; output: WorkerTaskOutput }
