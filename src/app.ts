@@ -185,7 +185,7 @@ function allowedMethods(app: OpenAPIHono<AppEnv>, path: string): string[] {
   return [...methods].sort();
 }
 
-/** The value at `path` inside a parsed JSON body, or undefined. */
+/** Returns the value at `path` inside a parsed JSON body, or undefined. */
 function valueAt(input: unknown, path: PropertyKey[]): unknown {
   let value = input;
   for (const key of path) {

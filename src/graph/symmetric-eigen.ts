@@ -44,7 +44,7 @@ function tridiagonalize(a: Float64Array, n: number): { diagonal: Float64Array; o
       p[i] = sum;
       vp += v[i] * sum;
     }
-    for (let i = k + 1; i < n; i++) p[i] -= vp * v[i]; // p now holds w
+    for (let i = k + 1; i < n; i++) p[i] -= vp * v[i]; // p now contains w
     for (let i = k + 1; i < n; i++) {
       for (let j = k + 1; j < n; j++) a[i * n + j] -= 2 * (v[i] * p[j] + p[i] * v[j]);
     }

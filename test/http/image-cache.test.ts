@@ -1,6 +1,6 @@
 /**
- * The single-image response cache, driven through supertest against the real server: a repeated
- * request is a hit with the same bytes and runs no inference; any change to the image is a miss.
+ * The single-image response cache, driven through supertest against the real server. A repeated
+ * request is a hit with the same bytes and runs no inference, and any change to the image is a miss.
  */
 
 import assert from 'node:assert/strict';
