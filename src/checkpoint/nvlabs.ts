@@ -11,6 +11,7 @@
 
 import { checkCanonicalTensors, isPowerOfTwoResolution, missingWAvgWarning, numWsFor } from './canonical.js';
 import { CheckpointError } from './errors.js';
+import { nvlabsDiscriminator } from './nvlabs-discriminator.js';
 import { numpyGlobals } from './numpy.js';
 import { PickleGlobal, PyObject } from './pickle-vm.js';
 import { TorchTensor, checkStorageSharing, loadStorageFromBytes, torchTensorGlobals } from './torch-storage.js';
@@ -87,7 +88,7 @@ function integerAttr(module: PersistentModule, name: string): number {
 }
 
 /** Collects `_parameters` and persistent `_buffers` under dotted names, like `state_dict()`. */
-function collectTensors(module: PersistentModule, prefix: string, out: Map<string, TorchTensor>, depth: number): void {
+export function collectTensors(module: PersistentModule, prefix: string, out: Map<string, TorchTensor>, depth: number): void {
   if (depth > maxModuleDepth) throw new CheckpointError('too_large', `Invalid ${format}: modules nested deeper than ${maxModuleDepth} levels`);
   const nonPersistent = module.attr('_non_persistent_buffers_set');
   for (const field of ['_parameters', '_buffers']) {
@@ -236,7 +237,9 @@ export function nvlabsWeights(value: unknown, details: Record<string, string | n
   const sg3 = blockResolutions(arch.resolution).some((res) => synthesis!.submodule(`b${res}`)?.attr('fused_modconv_default') !== undefined);
   const storedWAvg = tensors.get('mapping.w_avg');
   if (storedWAvg === undefined) warnings.push(missingWAvgWarning);
+  const discriminator = value instanceof Map ? nvlabsDiscriminator(value.get('D'), warnings) : undefined;
   return {
+    ...(discriminator ? { discriminator } : {}),
     arch,
     tensors,
     wAvg: storedWAvg ? storedWAvg.data.slice() : new Float32Array(arch.wDim),

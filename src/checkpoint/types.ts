@@ -77,6 +77,41 @@ export interface GeneratorWeights {
   };
   /** Non-fatal remarks a reader wants the converter to log (ignored kwargs and the like). */
   warnings: string[];
+  /** The discriminator's feature blocks, when the checkpoint carries a supported one (NVlabs pickles). */
+  discriminator?: DiscriminatorWeights;
+}
+
+/**
+ * Architecture numbers of a stylegan2-ada-pytorch discriminator, feature blocks only (`b{R}` down to
+ * `b8`; the epilogue `b4` is not read). Block `b{R}` starts with `fromrgb`.
+ */
+export interface DiscriminatorArchitecture {
+  resolution: number;
+  imgChannels: number;
+  /** Channels inside block b{res} (`tmp_channels`: fromrgb output, conv0 in and out). */
+  tmpChannels: Record<number, number>;
+  /** Output channels of block b{res} (conv1 and skip). */
+  outChannels: Record<number, number>;
+  /** Clamp bound of fromrgb, conv0 and conv1 outputs, or null. */
+  convClamp: number | null;
+  /** 'resnet' adds the 1x1 skip branch; 'orig' has none. */
+  architecture: 'resnet' | 'orig';
+}
+
+/**
+ * Discriminator tensors keyed by their stylegan2-ada-pytorch `D` state-dict names without `D.`,
+ * e.g. `b32.fromrgb.weight`, `b16.conv1.bias`, `b16.skip.weight`; raw, before weight gains.
+ */
+export interface DiscriminatorWeights {
+  arch: DiscriminatorArchitecture;
+  tensors: Map<string, Tensor>;
+}
+
+/** Feature block resolutions of a discriminator, R down to 8. */
+export function discriminatorBlockResolutions(resolution: number): number[] {
+  const out: number[] = [];
+  for (let r = resolution; r >= 8; r /= 2) out.push(r);
+  return out;
 }
 
 /** Block resolutions 4, 8, ..., R. */

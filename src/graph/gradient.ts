@@ -10,9 +10,9 @@
  * shared by all rows, so its gradient is the sum of the rows.
  */
 
-import type { GeneratorWeights } from '../checkpoint/types.js';
+import type { GeneratorArchitecture, GeneratorWeights } from '../checkpoint/types.js';
 import { buildBackward } from './gradient-backward.js';
-import { buildForwardWithTape } from './gradient-forward.js';
+import { buildForwardWithTape, type ForwardTape } from './gradient-forward.js';
 import { buildLoss } from './gradient-loss.js';
 import { noiseLayers } from './layers.js';
 import { GraphBuilder } from './onnx-builder.js';
@@ -34,23 +34,30 @@ export function noiseGradientName(noiseInput: string): string {
 /** Number of entries of the `loss_weights` input. */
 export const lossWeightCount = 4;
 
-/** Builds the gradient graph and returns the encoded ONNX model. */
-export function buildSynthesisGradientGraph(weights: GeneratorWeights): Uint8Array {
-  const { arch } = weights;
-  const g = new GraphBuilder('synthesis_grad');
+/** The graph inputs shared by every gradient graph. */
+export interface GradientInputs {
+  ws: string; // [N, numWs, wDim]
+  noiseInputs: Map<string, string>; // layer name -> [B, 1, R, R]
+  target: string; // [N, C, R, R]
+  lossWeights: string; // [4]
+}
+
+/** Declares the inputs of a gradient graph (ws, noise maps, target, loss weights). */
+export function gradientInputs(g: GraphBuilder, arch: GeneratorArchitecture): GradientInputs {
   const ws = g.input(gradientIo.ws, 'float', ['N', arch.numWs, arch.wDim]); // [N, numWs, wDim]
-  const layers = noiseLayers(arch);
   const noiseInputs = new Map<string, string>();
-  for (const noise of layers) {
+  for (const noise of noiseLayers(arch)) {
     noiseInputs.set(noise.layer, g.input(noise.name, 'float', ['noise_batch', 1, noise.resolution, noise.resolution])); // [B, 1, R, R]
   }
   const target = g.input(gradientIo.target, 'float', ['N', arch.imgChannels, arch.resolution, arch.resolution]); // [N, C, R, R]
   const lossWeights = g.input(gradientIo.lossWeights, 'float', [lossWeightCount]); // [4]
+  return { ws, noiseInputs, target, lossWeights };
+}
 
-  const tape = buildForwardWithTape(g, weights, ws, noiseInputs);
-  const { loss, gradImg } = buildLoss(g, tape.img, target, lossWeights, arch.imgChannels, arch.resolution);
+/** Back-propagates `gradImg` through the synthesis tape and declares the outputs loss, img, grad_ws and grad_noise_<i>. */
+export function gradientOutputs(g: GraphBuilder, tape: ForwardTape, loss: string, gradImg: string): void {
+  const { arch } = tape;
   const backward = buildBackward(g, tape, gradImg);
-
   const rows: string[] = [];
   for (let l = 0; l < arch.numWs; l++) {
     const parts = backward.wsGradients.get(l);
@@ -65,12 +72,22 @@ export function buildSynthesisGradientGraph(weights: GeneratorWeights): Uint8Arr
   g.output(gradientIo.loss, 'float', ['N']);
   g.output(gradientIo.img, 'float', ['N', arch.imgChannels, arch.resolution, arch.resolution]);
   g.output(gradientIo.gradWs, 'float', ['N', arch.numWs, arch.wDim]);
-  for (const noise of layers) {
+  for (const noise of noiseLayers(arch)) {
     const gradient = backward.noiseGradients.get(noise.layer);
     if (gradient === undefined) throw new Error(`no gradient was built for noise layer ${noise.layer}`);
     const name = noiseGradientName(noise.name);
     g.node('Identity', [gradient], {}, { output: name }); // [N, 1, R, R]
     g.output(name, 'float', ['N', 1, noise.resolution, noise.resolution]);
   }
+}
+
+/** Builds the gradient graph and returns the encoded ONNX model. */
+export function buildSynthesisGradientGraph(weights: GeneratorWeights): Uint8Array {
+  const { arch } = weights;
+  const g = new GraphBuilder('synthesis_grad');
+  const inputs = gradientInputs(g, arch);
+  const tape = buildForwardWithTape(g, weights, inputs.ws, inputs.noiseInputs);
+  const { loss, gradImg } = buildLoss(g, tape.img, inputs.target, inputs.lossWeights, arch.imgChannels, arch.resolution);
+  gradientOutputs(g, tape, loss, gradImg);
   return g.toBytes({ docString: 'StyleGAN2 synthesis loss and its gradients w.r.t. ws and noise (stylegan-serve)' });
 }
