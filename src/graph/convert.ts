@@ -1,6 +1,6 @@
 /**
  * Converts canonical generator weights into a model folder `models/<name>/` (see model-manifest.ts):
- * the ONNX graphs (mapping, synthesis, the projection gradient graph and, on request, the float16
+ * the ONNX graphs (mapping, synthesis, the projection gradient graphs and, on request, the float16
  * synthesis graph), the stored noise maps and model.json. The folder is assembled in a temporary
  * sibling directory and renamed into place, so readers never see a half-written model.
  */
@@ -15,6 +15,7 @@ import { buildMappingGraph } from './mapping.js';
 import {
   converterVersion,
   directionsFile,
+  discriminatorGradientGraphFile,
   mappingGraphFile,
   modelManifestFile,
   noiseConstFile,
@@ -25,6 +26,7 @@ import {
 } from './model-manifest.js';
 import { computeDirections } from './directions.js';
 import { buildSynthesisGradientGraph } from './gradient.js';
+import { buildDiscriminatorGradientGraph } from './gradient-discriminator.js';
 import { buildSynthesisGraph } from './synthesis.js';
 import { estimateWAvg } from './w-avg.js';
 
@@ -96,6 +98,11 @@ export async function writeModelFolder(weights: GeneratorWeights, options: Write
   }
   progress({ stage: 'gradient', message: 'building synthesis_grad.onnx (loss and gradients for projection)' });
   const gradientBytes = buildSynthesisGradientGraph(finalWeights);
+  let discriminatorGradientBytes: Uint8Array | undefined;
+  if (finalWeights.discriminator) {
+    progress({ stage: 'gradient', message: 'building synthesis_grad_d.onnx (discriminator-feature loss for projection)' });
+    discriminatorGradientBytes = buildDiscriminatorGradientGraph(finalWeights);
+  }
   progress({ stage: 'noise', message: 'collecting the stored noise maps' });
   const noiseBytes = noiseConstBytes(finalWeights);
 
@@ -113,6 +120,10 @@ export async function writeModelFolder(weights: GeneratorWeights, options: Write
     [noiseConstFile]: noiseBytes,
     [directionsFile]: littleEndianFloats(directionValues),
   };
+  if (discriminatorGradientBytes) {
+    files.synthesisGradD = discriminatorGradientGraphFile;
+    contents[discriminatorGradientGraphFile] = discriminatorGradientBytes;
+  }
   if (synthesisFp16Bytes) {
     files.synthesisFp16 = synthesisFp16GraphFile;
     contents[synthesisFp16GraphFile] = synthesisFp16Bytes;

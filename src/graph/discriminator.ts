@@ -1,6 +1,6 @@
 /**
  * The feature blocks of a stylegan2-ada-pytorch discriminator (`b{R}` .. `b8`, no epilogue) as ONNX
- * ops, with a tape of intermediates, and their hand-written adjoint. Per block (spec §3 conventions):
+ * ops, with a tape of intermediates, and their hand-written adjoint. Per block:
  *
  *   x     = fromrgb(img)                                  (first block only; 1x1, lrelu, clamp)
  *   skip  = Conv1x1(FIR↓2(x)) · sqrt(0.5)                 ('resnet' only; no bias, linear)

@@ -33,6 +33,8 @@ export function buildDiscriminatorGradientGraph(weights: GeneratorWeights): Uint
 
   const graph = discriminatorInitializers(g, d);
   const imgBlocks = discriminatorForward(g, graph, tape.img, 'disc');
+  // NOTE: the target's features are recomputed on every projection step, because the graph inputs are
+  // those of synthesis_grad.onnx. Feeding them precomputed would save one D forward per step.
   const targetBlocks = discriminatorForward(g, graph, inputs.target, 'disc_target');
   const terms: string[] = [];
   const gFeatures: string[] = [];

@@ -17,6 +17,9 @@
  *   the projection loss and its explicit backward pass. Inputs are those of synthesis.onnx plus
  *   `target [N, imgChannels, R, R]` and `loss_weights [4]`. Outputs are `loss [N]`, `img`,
  *   `grad_ws [N, numWs, wDim]` and `grad_noise_<i> [N, 1, R, R]` (see src/graph/gradient.ts).
+ * - `synthesis_grad_d.onnx` (optional; only for checkpoints that carry a discriminator): the same
+ *   inputs and outputs as synthesis_grad.onnx, with the discriminator-feature loss (see
+ *   src/graph/gradient-discriminator.ts) instead of the pixel and SSIM loss.
  * - `synthesis_fp16.onnx` (optional, written by `convert --fp16`): the same inputs and output as
  *   synthesis.onnx, all float32, with float16 weights and feature maps inside (see
  *   src/graph/synthesis-fp16.ts). Served with `--precision fp16`.
@@ -36,6 +39,7 @@ export const noiseConstFile = 'noise_const.f32.bin';
 export const directionsFile = 'directions.f32.bin';
 export const synthesisGradientGraphFile = 'synthesis_grad.onnx';
 export const synthesisFp16GraphFile = 'synthesis_fp16.onnx';
+export const discriminatorGradientGraphFile = 'synthesis_grad_d.onnx';
 
 /** One set of closed-form directions stored in `directions.f32.bin`. */
 export interface DirectionSetEntry {
@@ -92,6 +96,8 @@ export interface ModelManifest {
     noiseConst: string;
     /** The gradient graph used by projection; absent in folders converted before it existed. */
     synthesisGrad?: string;
+    /** The discriminator-feature gradient graph; present only when the checkpoint has a discriminator. */
+    synthesisGradD?: string;
     /** The float16 synthesis graph; present only when converted with `--fp16`. */
     synthesisFp16?: string;
   };

@@ -7,7 +7,7 @@ import { z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import type { ModelManifest } from '../graph/model-manifest.js';
 import { decodeUpload, encodeImage, toUint8Hwc, uploadBackground, UploadError, type DecodedUpload } from '../runtime/encode.js';
-import { projectionLosses, type ProjectionLoss, type ProjectionMode, type ProjectionResult } from '../runtime/projector.js';
+import { availableLosses, projectionLosses, type ProjectionLoss, type ProjectionMode, type ProjectionResult } from '../runtime/projector.js';
 import { psnr } from '../runtime/projector-math.js';
 import type { AppEnv, ProjectionSettings } from './env.js';
 import { resolveLabel } from './latents.js';
@@ -41,10 +41,12 @@ export const projectOptionFields = {
   model: ModelNameSchema.optional(),
   steps: z.coerce.number().int().min(1).optional().openapi({ type: 'integer', description: `Optimisation steps; default ${defaultProjectSteps}, at most the server's max-project-steps.` }),
   mode: z.enum(['w', 'w_plus']).optional().openapi({ description: '`w` (default): one latent for all layers; `w_plus`: one latent per layer.' }),
-  loss: z.enum(['pixel_ssim', 'mse']).optional().openapi({
+  loss: z.enum(['pixel_ssim', 'mse', 'discriminator']).optional().openapi({
     description:
       '`pixel_ssim` (default): MSE at full, 2x and 4x box-downsampled resolution plus 1 − SSIM (11-tap Gaussian, σ 1.5), all weighted 1. ' +
-      '`mse`: full-resolution pixel MSE only.',
+      '`mse`: full-resolution pixel MSE only. ' +
+      "`discriminator`: distance of the channel-normalised feature maps of the model's discriminator blocks plus 0.1 × pixel MSE; " +
+      'only for models converted from a network pickle that carries the discriminator (422 otherwise).',
   }),
   seed: z.coerce.number().int().min(0).max(maxSeed).optional().openapi({ type: 'integer', description: `Seed of the latent noise and initial noise maps; default ${defaultProjectSeed}.` }),
   class: z.coerce.number().int().min(0).optional().openapi({ type: 'integer', description: 'Class index; conditional models need `class` or `label`.' }),
@@ -91,6 +93,12 @@ export function resolveProjectOptions(c: Context<AppEnv>, manifest: ModelManifes
   if (manifest.files.synthesisGrad === undefined) {
     throw new HttpProblem(422, 'validation', `model "${manifest.name}" has no gradient graph (synthesis_grad.onnx); re-convert it with this version to enable projection`);
   }
+  const loss = options.loss ?? defaultLoss;
+  const losses = availableLosses(manifest);
+  if (!losses.includes(loss)) {
+    const reason = loss === 'discriminator' ? 'has no discriminator graph (synthesis_grad_d.onnx; its checkpoint carried no supported discriminator)' : 'cannot compute it';
+    throw new HttpProblem(422, 'validation', `loss "${loss}" is not available: model "${manifest.name}" ${reason}. Available losses: ${losses.join(', ')}`);
+  }
   const labelValues = options.label?.split(',').map((value) => Number(value.trim()));
   if (labelValues?.some((value) => !Number.isFinite(value))) throw invalidField('/label', `expected comma-separated finite numbers, got "${options.label}"`);
   const label = resolveLabel(manifest, { psi: 1, noise_mode: 'const', class: options.class, label: labelValues });
@@ -98,7 +106,7 @@ export function resolveProjectOptions(c: Context<AppEnv>, manifest: ModelManifes
     manifest,
     steps,
     mode: options.mode ?? 'w',
-    loss: options.loss ?? defaultLoss,
+    loss,
     seed: options.seed ?? defaultProjectSeed,
     label,
     classIndex: options.class,
@@ -180,7 +188,10 @@ export async function projectionResultBody(c: Context<AppEnv>, options: Resolved
     seed: options.seed,
     ...(options.classIndex !== undefined ? { class: options.classIndex } : {}),
     loss_name: options.loss,
-    loss_weights: { pixel: weights[0], pixel_2x: weights[1], pixel_4x: weights[2], ssim: weights[3] },
+    loss_weights:
+      options.loss === 'discriminator'
+        ? { pixel: weights[0], pixel_2x: 0, pixel_4x: 0, ssim: 0, discriminator: 1 }
+        : { pixel: weights[0], pixel_2x: weights[1], pixel_4x: weights[2], ssim: weights[3] },
     loss: result.loss,
     ws: rows(result.ws, manifest.arch.wDim),
     w: result.w === null ? null : Array.from(result.w),

@@ -20,6 +20,7 @@ import {
   type BatchOutput,
   type FromWorker,
   type GradientBatchInput,
+  type GradientGraph,
   type GradientBatchOutput,
   type MappingBatchInput,
   type MappingBatchOutput,
@@ -40,6 +41,8 @@ interface ModelSessions {
   noiseZeros: Float32Array[];
   /** The projection gradient session, opened by the first gradient task. */
   gradient?: Promise<InferenceSession>;
+  /** The discriminator-feature gradient session, opened by the first task that asks for it. */
+  gradientD?: Promise<InferenceSession>;
   /** Run synthesis batches as single-image runs (chosen at start, see `SessionConfig.splitBatches`). */
   splitBatches: boolean;
 }
@@ -239,24 +242,26 @@ async function runBatch(batch: BatchInput): Promise<BatchOutput> {
   };
 }
 
-/** Opens the model's gradient session on first use, with the provider the other sessions use. */
-function gradientSession(m: ModelSessions): Promise<InferenceSession> {
-  const path = m.spec.synthesisGradPath;
+/** Opens the model's gradient session for `graph` on first use, with the provider the other sessions use. */
+function gradientSession(m: ModelSessions, graph: GradientGraph): Promise<InferenceSession> {
+  const key = graph === 'discriminator' ? 'gradientD' : 'gradient';
+  const path = graph === 'discriminator' ? m.spec.synthesisGradDPath : m.spec.synthesisGradPath;
   if (path === undefined) {
-    return Promise.reject(new Error(`model ${m.spec.name} has no synthesis_grad.onnx; re-convert it with this version to enable projection`));
+    const file = graph === 'discriminator' ? 'synthesis_grad_d.onnx (its checkpoint has no discriminator)' : 'synthesis_grad.onnx; re-convert it with this version to enable projection';
+    return Promise.reject(new Error(`model ${m.spec.name} has no ${file}`));
   }
-  m.gradient ??= openSession(path, workerInit!.session, sessionProvider).then(({ session }) => session);
-  m.gradient.catch(() => {
-    m.gradient = undefined;
+  const session = (m[key] ??= openSession(path, workerInit!.session, sessionProvider).then(({ session }) => session));
+  session.catch(() => {
+    m[key] = undefined;
   });
-  return m.gradient;
+  return session;
 }
 
 async function runGradient(batch: GradientBatchInput): Promise<GradientBatchOutput> {
   const started = performance.now();
   const m = models.get(batch.model);
   if (!m) throw new Error(`model ${batch.model} is not loaded in this worker`);
-  const session = await gradientSession(m);
+  const session = await gradientSession(m, batch.graph ?? 'pixel');
   const { numWs, wDim, resolution, imgChannels } = m.spec;
   const feeds: Record<string, Tensor> = {
     ws: new Tensor('float32', batch.ws, [batch.rows, numWs, wDim]),

@@ -77,10 +77,11 @@ export function validateManifest(name: string, manifest: ModelManifest): void {
     if (typeof file !== 'string' || !modelNamePattern.test(file)) fail(name, `files.${key} is ${JSON.stringify(file)}`);
     if (typeof manifest.fileSha256?.[file] !== 'string') fail(name, `fileSha256 has no entry for ${file}`);
   }
-  const fp16File = manifest.files?.synthesisFp16;
-  if (fp16File !== undefined) {
-    if (typeof fp16File !== 'string' || !modelNamePattern.test(fp16File)) fail(name, `files.synthesisFp16 is ${JSON.stringify(fp16File)}`);
-    if (typeof manifest.fileSha256?.[fp16File] !== 'string') fail(name, `fileSha256 has no entry for ${fp16File}`);
+  for (const key of ['synthesisFp16', 'synthesisGradD'] as const) {
+    const file = manifest.files?.[key];
+    if (file === undefined) continue;
+    if (typeof file !== 'string' || !modelNamePattern.test(file)) fail(name, `files.${key} is ${JSON.stringify(file)}`);
+    if (typeof manifest.fileSha256?.[file] !== 'string') fail(name, `fileSha256 has no entry for ${file}`);
   }
 }
 

@@ -14,7 +14,7 @@ import type { ImageResult, ImageSpec, JobOptions } from './contract.js';
 import { CancelledError, InvalidInputError } from './errors.js';
 import { Adam, latentNoiseScaleAt, learningRateAt, noiseRegularizer, normalizeNoise, regularizeNoiseWeight } from './projector-math.js';
 import { LegacyRandomState } from './seeds.js';
-import type { WorkerTask, WorkerTaskOutput } from './worker-protocol.js';
+import type { GradientGraph, WorkerTask, WorkerTaskOutput } from './worker-protocol.js';
 
 /** What the projector needs from the inference service. */
 export interface ProjectorService {
@@ -22,14 +22,34 @@ export interface ProjectorService {
   generate(model: string, images: ImageSpec[], options: JobOptions): AsyncIterable<ImageResult>;
 }
 
-/** Loss presets: the `loss_weights` fed to the gradient graph (pixel MSE at 1x, 2x, 4x box down-sampling, then 1 − SSIM). */
+/** Weight of the pixel MSE next to the discriminator-feature distance (which lies in [0, 4] per D block). */
+export const discriminatorPixelWeight = 0.1;
+
+/**
+ * Loss presets: the `loss_weights` fed to the gradient graph. For synthesis_grad.onnx: pixel MSE at
+ * 1x, 2x, 4x box down-sampling, then 1 − SSIM. For synthesis_grad_d.onnx: the weight of the pixel
+ * MSE added to the discriminator-feature distance (the other entries are unused).
+ */
 export const projectionLosses = {
   /** Multi-scale pixel MSE plus 1 − SSIM, all weighted 1. */
   pixel_ssim: [1, 1, 1, 1],
   /** Pixel MSE only, at full resolution. */
   mse: [1, 0, 0, 0],
+  /** Discriminator-feature distance plus 0.1 × pixel MSE; needs a model converted with its discriminator. */
+  discriminator: [discriminatorPixelWeight, 0, 0, 0],
 } as const satisfies Record<string, readonly number[]>;
 export type ProjectionLoss = keyof typeof projectionLosses;
+
+/** The gradient graph each loss runs on. */
+export const projectionLossGraphs: Record<ProjectionLoss, GradientGraph> = { pixel_ssim: 'pixel', mse: 'pixel', discriminator: 'discriminator' };
+
+/** Losses that `manifest`'s model folder can compute. */
+export function availableLosses(manifest: ModelManifest): ProjectionLoss[] {
+  const losses: ProjectionLoss[] = [];
+  if (manifest.files.synthesisGrad !== undefined) losses.push('pixel_ssim', 'mse');
+  if (manifest.files.synthesisGradD !== undefined) losses.push('discriminator');
+  return losses;
+}
 
 export type ProjectionMode = 'w' | 'w_plus';
 
@@ -169,6 +189,10 @@ export async function project(
   const noiseMaps = options.optimizeNoise ? noiseSizes.map((size) => random.randnFloat32(size)) : null; // each [R, R]
   const noiseAdams = noiseMaps?.map((map) => new Adam(map.length)) ?? [];
   const lossWeights = projectionLosses[options.loss];
+  const graph = projectionLossGraphs[options.loss];
+  if (!availableLosses(manifest).includes(options.loss)) {
+    throw new InvalidInputError(`model ${manifest.name} cannot compute loss ${options.loss}; available: ${availableLosses(manifest).join(', ') || 'none'}`);
+  }
 
   let lastLoss = Number.NaN;
   for (let step = 0; step < options.steps; step++) {
@@ -195,6 +219,7 @@ export async function project(
         noiseRows: 1,
         target: target.slice(),
         lossWeights: Float32Array.from(lossWeights),
+        graph,
       },
     };
     const result = await service.runTask(manifest.name, task, jobOptions());
@@ -241,7 +266,7 @@ export async function project(
   if (noiseMaps) {
     const final = await service.runTask(
       manifest.name,
-      { kind: 'gradient', batch: { model: manifest.name, rows: 1, ws: ws.slice(), noise: noiseMaps.map((map) => map.slice()), noiseRows: 1, target: target.slice(), lossWeights: Float32Array.from(lossWeights) } },
+      { kind: 'gradient', batch: { model: manifest.name, rows: 1, ws: ws.slice(), noise: noiseMaps.map((map) => map.slice()), noiseRows: 1, target: target.slice(), lossWeights: Float32Array.from(lossWeights), graph } },
       jobOptions(),
     );
     if (final.kind !== 'gradient') throw new Error(`gradient task returned a ${final.kind} result`);

@@ -63,6 +63,7 @@ export function toWorkerModelSpec(model: LoadedModel, precision: SynthesisPrecis
     noiseConstPath: model.paths.noiseConst,
     // NOTE: the model registry verifies the sha256 of mapping, synthesis and noise files only, not of synthesis_grad.onnx.
     ...(model.manifest.files.synthesisGrad ? { synthesisGradPath: join(model.dir, model.manifest.files.synthesisGrad) } : {}),
+    ...(model.manifest.files.synthesisGradD ? { synthesisGradDPath: join(model.dir, model.manifest.files.synthesisGradD) } : {}),
     zDim: arch.zDim,
     cDim: arch.cDim,
     wDim: arch.wDim,

@@ -14,6 +14,8 @@ export interface WorkerModelSpec {
   noiseConstPath: string;
   /** The projection gradient graph, opened on first use; absent for folders converted without it. */
   synthesisGradPath?: string;
+  /** The discriminator-feature gradient graph, opened on first use; absent for models without a discriminator. */
+  synthesisGradDPath?: string;
   zDim: number;
   cDim: number;
   wDim: number;
@@ -75,7 +77,11 @@ export interface GradientBatchInput {
   noiseRows: number;
   target: Float32Array; // [rows, imgChannels, R, R]
   lossWeights: Float32Array; // [4]
+  /** Which gradient graph runs: `pixel` (synthesis_grad.onnx, the default) or `discriminator` (synthesis_grad_d.onnx). */
+  graph?: GradientGraph;
 }
+
+export type GradientGraph = 'pixel' | 'discriminator';
 
 export interface GradientBatchOutput {
   loss: Float32Array; // [rows]

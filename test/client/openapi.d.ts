@@ -558,10 +558,10 @@ export interface components {
        */
       mode?: "w" | "w_plus";
       /**
-       * @description `pixel_ssim` (default): MSE at full, 2x and 4x box-downsampled resolution plus 1 − SSIM (11-tap Gaussian, σ 1.5), all weighted 1. `mse`: full-resolution pixel MSE only.
+       * @description `pixel_ssim` (default): MSE at full, 2x and 4x box-downsampled resolution plus 1 − SSIM (11-tap Gaussian, σ 1.5), all weighted 1. `mse`: full-resolution pixel MSE only. `discriminator`: distance of the channel-normalised feature maps of the model's discriminator blocks plus 0.1 × pixel MSE; only for models converted from a network pickle that carries the discriminator (422 otherwise).
        * @enum {string}
        */
-      loss?: "pixel_ssim" | "mse";
+      loss?: "pixel_ssim" | "mse" | "discriminator";
       /** @description Seed of the latent noise and initial noise maps; default 303. */
       seed?: number;
       /** @description Class index; conditional models need `class` or `label`. */
@@ -1159,8 +1159,8 @@ export interface operations {
         steps?: number;
         /** @description `w` (default): one latent for all layers; `w_plus`: one latent per layer. */
         mode?: "w" | "w_plus";
-        /** @description `pixel_ssim` (default): MSE at full, 2x and 4x box-downsampled resolution plus 1 − SSIM (11-tap Gaussian, σ 1.5), all weighted 1. `mse`: full-resolution pixel MSE only. */
-        loss?: "pixel_ssim" | "mse";
+        /** @description `pixel_ssim` (default): MSE at full, 2x and 4x box-downsampled resolution plus 1 − SSIM (11-tap Gaussian, σ 1.5), all weighted 1. `mse`: full-resolution pixel MSE only. `discriminator`: distance of the channel-normalised feature maps of the model's discriminator blocks plus 0.1 × pixel MSE; only for models converted from a network pickle that carries the discriminator (422 otherwise). */
+        loss?: "pixel_ssim" | "mse" | "discriminator";
         /** @description Seed of the latent noise and initial noise maps; default 303. */
         seed?: number;
         /** @description Class index; conditional models need `class` or `label`. */
