@@ -285,12 +285,12 @@ export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
       return problemResponse(c, new HttpProblem(err.status, kind, detail));
     }
     const problem = toHttpProblem(err);
-    const log = c.get('log') ?? logger;
+    const log = c.get('log') ?? logger.child({ requestId: c.get('requestId') });
     if (problem.status === 500) {
-      log.error({ err, requestId: c.get('requestId') }, 'request failed');
+      log.error({ err }, 'request failed');
     } else if (problem.status >= 500) {
       // Deadlines, full queues and draining are expected under load: no stack trace.
-      log.info({ status: problem.status, detail: problem.message, requestId: c.get('requestId') }, 'request rejected');
+      log.info({ status: problem.status, detail: problem.message }, 'request rejected');
     }
     return problemResponse(c, problem);
   });

@@ -77,7 +77,7 @@ export function streamFrames(
         }
         if (!out.aborted) await out.writeSSE({ event: 'end', data: JSON.stringify({ frames: total }) });
       } catch (err) {
-        log.warn({ err, requestId: c.get('requestId') }, 'frame stream ended early');
+        log.warn({ err }, 'frame stream ended early');
         if (!out.aborted) await out.writeSSE({ event: 'error', data: JSON.stringify(errorBody(err)) });
       }
     });
@@ -93,7 +93,7 @@ export function streamFrames(
           await out.write(JSON.stringify(await event(result)) + '\n');
         }
       } catch (err) {
-        log.warn({ err, requestId: c.get('requestId') }, 'frame stream ended early');
+        log.warn({ err }, 'frame stream ended early');
         if (!out.aborted) await out.write(JSON.stringify({ error: errorBody(err) }) + '\n');
       }
     });
@@ -115,7 +115,7 @@ export function streamFrames(
         await writePart({ 'Content-Type': contentType, 'X-Frame': String(result.index) }, new Uint8Array(await encodeFrame(result)));
       }
     } catch (err) {
-      log.warn({ err, requestId: c.get('requestId') }, 'frame stream ended early');
+      log.warn({ err }, 'frame stream ended early');
       if (!out.aborted) await writePart({ 'Content-Type': 'application/problem+json' }, Buffer.from(JSON.stringify(errorBody(err))));
     }
     if (!out.aborted) await out.write(`--${boundary}--\r\n`);

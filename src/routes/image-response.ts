@@ -133,13 +133,13 @@ export async function sendImages(
         const problem = toHttpProblem(err);
         const body = JSON.stringify(problemBody(c, problem));
         if (!out.aborted) await writePart({ 'Content-Type': 'application/problem+json' }, new TextEncoder().encode(body));
-        c.get('log').warn({ err, requestId: c.get('requestId') }, 'image stream ended early');
+        c.get('log').warn({ err }, 'image stream ended early');
       }
       if (!out.aborted) await out.write(`--${boundary}--\r\n`);
     },
     async (err) => {
       controller.abort();
-      c.get('log').error({ err, requestId: c.get('requestId') }, 'image stream failed');
+      c.get('log').error({ err }, 'image stream failed');
     },
   );
 }

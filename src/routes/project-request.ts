@@ -12,7 +12,7 @@ import { psnr } from '../runtime/projector-math.js';
 import type { AppEnv, ProjectionSettings } from './env.js';
 import { resolveLabel } from './latents.js';
 import { HttpProblem, invalidField } from './problem.js';
-import { ModelNameSchema, maxSeed } from './schemas.js';
+import { maxLatentMagnitude, ModelNameSchema, maxSeed } from './schemas.js';
 
 /** Projection settings used when the server passes none (the src/config.ts defaults). */
 export const defaultProjectionSettings: ProjectionSettings = {
@@ -31,6 +31,13 @@ export function projectionSettings(c: Context<AppEnv>): ProjectionSettings {
   return c.get('settings').projection ?? defaultProjectionSettings;
 }
 
+/**
+ * A query or form integer written in plain decimal digits; anything else (empty, hex, exponent,
+ * sign, spaces) stays a string and fails the number check with a 422 naming the field.
+ */
+const decimalInteger = (schema: z.ZodNumber) =>
+  z.preprocess((value) => (typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : value), schema);
+
 const booleanString = z
   .enum(['true', 'false', '1', '0'])
   .transform((value) => value === 'true' || value === '1')
@@ -39,7 +46,7 @@ const booleanString = z
 /** Option fields, shared by the query string and the multipart form (form fields win). */
 export const projectOptionFields = {
   model: ModelNameSchema.optional(),
-  steps: z.coerce.number().int().min(1).optional().openapi({ type: 'integer', description: `Optimisation steps; default ${defaultProjectSteps}, at most the server's max-project-steps.` }),
+  steps: decimalInteger(z.number().int().min(1)).optional().openapi({ type: 'integer', description: `Optimisation steps; default ${defaultProjectSteps}, at most the server's max-project-steps.` }),
   mode: z.enum(['w', 'w_plus']).optional().openapi({ description: '`w` (default): one latent for all layers; `w_plus`: one latent per layer.' }),
   loss: z.enum(['pixel_ssim', 'mse', 'discriminator']).optional().openapi({
     description:
@@ -48,8 +55,8 @@ export const projectOptionFields = {
       "`discriminator`: distance of the channel-normalised feature maps of the model's discriminator blocks plus 0.1 × pixel MSE; " +
       'only for models converted from a network pickle that carries the discriminator (422 otherwise).',
   }),
-  seed: z.coerce.number().int().min(0).max(maxSeed).optional().openapi({ type: 'integer', description: `Seed of the latent noise and initial noise maps; default ${defaultProjectSeed}.` }),
-  class: z.coerce.number().int().min(0).optional().openapi({ type: 'integer', description: 'Class index; conditional models need `class` or `label`.' }),
+  seed: decimalInteger(z.number().int().min(0).max(maxSeed)).optional().openapi({ type: 'integer', description: `Seed of the latent noise and initial noise maps; default ${defaultProjectSeed}.` }),
+  class: decimalInteger(z.number().int().min(0)).optional().openapi({ type: 'integer', description: 'Class index; conditional models need `class` or `label`.' }),
   label: z
     .string()
     .regex(/^\s*-?[\d.eE+-]+(\s*,\s*-?[\d.eE+-]+)*\s*$/, 'expected comma-separated numbers, e.g. 0,1,0')
@@ -57,7 +64,7 @@ export const projectOptionFields = {
     .optional()
     .openapi({ description: 'Label vector of length cDim as comma-separated numbers (one-hot or soft), instead of `class`.' }),
   optimize_noise: booleanString.optional().openapi({ description: 'Also optimise the per-layer noise maps (default false).' }),
-  preview_every: z.coerce.number().int().min(0).optional().openapi({ type: 'integer', description: 'Include the current image (PNG, base64) in every k-th progress event; 0 (default) never.' }),
+  preview_every: decimalInteger(z.number().int().min(0)).optional().openapi({ type: 'integer', description: 'Include the current image (PNG, base64) in every k-th progress event; 0 (default) never.' }),
   async: booleanString.optional().openapi({ description: 'Run as a background job: 202 with a job id instead of an SSE stream.' }),
 };
 
@@ -100,7 +107,9 @@ export function resolveProjectOptions(c: Context<AppEnv>, manifest: ModelManifes
     throw new HttpProblem(422, 'validation', `loss "${loss}" is not available: model "${manifest.name}" ${reason}. Available losses: ${losses.join(', ')}`);
   }
   const labelValues = options.label?.split(',').map((value) => Number(value.trim()));
-  if (labelValues?.some((value) => !Number.isFinite(value))) throw invalidField('/label', `expected comma-separated finite numbers, got "${options.label}"`);
+  if (labelValues?.some((value) => !Number.isFinite(value) || Math.abs(value) > maxLatentMagnitude)) {
+    throw invalidField('/label', `expected comma-separated numbers in [-${maxLatentMagnitude}, ${maxLatentMagnitude}], got "${options.label}"`);
+  }
   const label = resolveLabel(manifest, { psi: 1, noise_mode: 'const', class: options.class, label: labelValues });
   return {
     manifest,

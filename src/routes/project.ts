@@ -11,7 +11,7 @@ import { streamSSE } from 'hono/streaming';
 import { project, WStatisticsCache, type ProjectionContext, type ProjectionProgress } from '../runtime/projector.js';
 import { ProjectionJobStore, type ProjectionJob } from '../runtime/projector-jobs.js';
 import type { AppEnv, ImageService } from './env.js';
-import { HttpProblem, problemResponses } from './problem.js';
+import { HttpProblem, problemResponses, problemBody } from './problem.js';
 import { previewPng, ProjectFormSchema, projectionResultBody, projectionSettings, ProjectQuerySchema, decodeTarget, resolveProjectOptions, type ResolvedProjectOptions } from './project-request.js';
 import { requireModel } from './request-context.js';
 import { toHttpProblem } from './runtime-errors.js';
@@ -201,6 +201,7 @@ export function registerProject(app: OpenAPIHono<AppEnv>): void {
           async (running) => {
             const context: ProjectionContext = {
               requestId: `${c.get('requestId')}/${running.id}`,
+              admittedAtMs: c.get('admittedAtMs'),
               signal: running.controller.signal,
               deadlineMs: Number.POSITIVE_INFINITY,
               onProgress: async (progress) => {
@@ -214,7 +215,7 @@ export function registerProject(app: OpenAPIHono<AppEnv>): void {
           },
           (err) => {
             const problem = toHttpProblem(err);
-            if (problem.status >= 500) log.error({ err, requestId: c.get('requestId') }, 'projection job failed');
+            if (problem.status >= 500) log.error({ err }, 'projection job failed');
             return { status: problem.status, detail: problem.message };
           },
         );
@@ -239,6 +240,7 @@ export function registerProject(app: OpenAPIHono<AppEnv>): void {
       try {
         const context: ProjectionContext = {
           requestId: c.get('requestId'),
+          admittedAtMs: c.get('admittedAtMs'),
           signal: controller.signal,
           deadlineMs: Number.POSITIVE_INFINITY,
           onProgress: async (progress) => {
@@ -252,9 +254,9 @@ export function registerProject(app: OpenAPIHono<AppEnv>): void {
         if (!out.aborted) await out.writeSSE({ event: 'result', data: JSON.stringify(body) });
       } catch (err) {
         const problem = toHttpProblem(err);
-        if (problem.status >= 500) log.error({ err, requestId: c.get('requestId') }, 'projection failed');
-        else log.info({ requestId: c.get('requestId'), status: problem.status, detail: problem.message }, 'projection ended early');
-        if (!out.aborted) await out.writeSSE({ event: 'error', data: JSON.stringify({ type: problem.kind, status: problem.status, detail: problem.message }) });
+        if (problem.status === 500) log.error({ err }, 'projection failed');
+        else log.info({ status: problem.status, detail: problem.message }, 'projection ended early');
+        if (!out.aborted) await out.writeSSE({ event: 'error', data: JSON.stringify(problemBody(c, problem)) });
       } finally {
         controller.abort();
         release();

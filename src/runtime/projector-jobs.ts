@@ -36,6 +36,12 @@ export interface ProjectionLimits {
   ttlMs: number;
 }
 
+/**
+ * Most finished jobs kept for GET at once; beyond it the oldest finished job is dropped early, so
+ * a stream of short jobs cannot hold unbounded results in memory for a whole TTL.
+ */
+export const maxFinishedJobs = 64;
+
 export class ProjectionJobStore<R> {
   private readonly jobs = new Map<string, ProjectionJob<R>>();
   private running = 0;
@@ -85,24 +91,37 @@ export class ProjectionJobStore<R> {
         job.finishedAt = new Date().toISOString();
         release();
         setTimeout(() => this.jobs.delete(job.id), this.limits().ttlMs).unref();
+        this.dropOldestFinished();
       }
     })();
     return job;
   }
 
   get(id: string): ProjectionJob<R> | undefined {
-    return this.jobs.get(id);
+    return this.jobs.get(id.toLowerCase());
+  }
+
+  /** Drops the oldest finished jobs while more than `maxFinishedJobs` are kept (Map order is insertion order). */
+  private dropOldestFinished(): void {
+    let finished = 0;
+    for (const job of this.jobs.values()) if (job.status !== 'running') finished++;
+    for (const [id, job] of this.jobs) {
+      if (finished <= maxFinishedJobs) break;
+      if (job.status === 'running') continue;
+      this.jobs.delete(id);
+      finished--;
+    }
   }
 
   /** Cancels a running job and waits until it has stopped, or removes a finished one. Returns undefined for an unknown id. */
   async cancel(id: string): Promise<ProjectionJob<R> | undefined> {
-    const job = this.jobs.get(id);
+    const job = this.jobs.get(id.toLowerCase());
     if (!job) return undefined;
     if (job.status === 'running') {
       job.controller.abort();
       await job.done;
     } else {
-      this.jobs.delete(id);
+      this.jobs.delete(job.id);
     }
     return job;
   }

@@ -97,6 +97,8 @@ export interface ProjectionContext {
   signal: AbortSignal;
   /** Absolute deadline of the whole projection (ms since the epoch). */
   deadlineMs: number;
+  /** When the request arrived; lets the projection finish while the server drains (see `JobOptions.admittedAtMs`). */
+  admittedAtMs?: number;
   onProgress?: (progress: ProjectionProgress) => void | Promise<void>;
 }
 
@@ -172,7 +174,13 @@ export async function project(
   if (target.length !== imgChannels * resolution * resolution) {
     throw new InvalidInputError(`target has ${target.length} values, model ${manifest.name} expects ${imgChannels}x${resolution}x${resolution}`);
   }
-  const jobOptions = (): JobOptions => ({ requestId: context.requestId, priority: 'bulk', deadlineMs: context.deadlineMs, signal: context.signal });
+  const jobOptions = (): JobOptions => ({
+    requestId: context.requestId,
+    priority: 'bulk',
+    deadlineMs: context.deadlineMs,
+    signal: context.signal,
+    admittedAtMs: context.admittedAtMs,
+  });
   const checkCancelled = () => {
     if (context.signal.aborted) throw new CancelledError(`projection ${context.requestId} was cancelled`);
   };
