@@ -147,7 +147,7 @@ export const settingSpecs = {
   maxTimeoutMs: {
     flag: 'max-timeout-ms',
     env: 'MAX_TIMEOUT_MS',
-    description: 'Longest deadline a client may request, in ms',
+    description: 'Maximum deadline a client may request, in ms',
     schema: int(1, maxTimerMs).default(600_000),
   },
   drainTimeoutMs: {

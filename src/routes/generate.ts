@@ -53,7 +53,7 @@ export const generateRoute = createRoute({
 });
 
 /**
- * The cache key of a single-image request: the model (with the sha256 of its graphs, so a
+ * Builds the cache key of a single-image request: the model (with the sha256 of its graphs, so a
  * re-converted model never serves stale bytes), every field that changes the image, and the format.
  */
 function responseCacheKey(manifest: ModelManifest, body: z.infer<typeof GenerateRequestSchema>, format: string): string {
@@ -71,7 +71,7 @@ export function registerGenerate(app: OpenAPIHono<AppEnv>): void {
     const format = resolveFormat(c, body.format);
     const timeoutMs = resolveTimeoutMs(c, body.timeout_ms);
 
-    // Single images are deterministic, so identical requests are answered from the cache.
+    // Single images are deterministic, so the cache serves identical requests.
     const cache = c.get('imageCache');
     const cacheKey = cache.enabled && images.length === 1 && format !== 'raw' ? responseCacheKey(model.manifest, body, format) : undefined;
     const hit = cacheKey ? cache.get(cacheKey) : undefined;

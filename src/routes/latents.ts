@@ -26,7 +26,7 @@ export interface RenderRequest {
   noise_seed?: number;
 }
 
-/** A resolved image plus what the response headers say about it. */
+/** A resolved image plus the facts its response headers report. */
 export interface ResolvedImage {
   spec: ImageSpec;
   /** The seed it came from, when it came from a seed. */
@@ -102,10 +102,11 @@ export function resolveImages(
   }
   const c = mapsLatents ? resolveLabel(manifest, render) : undefined;
   // Image i of a request uses noise_seed + i, wrapped into the uint32 seed range.
-  const noiseFor = (index: number, seed?: number) => ({
-    noiseMode: render.noise_mode,
-    noiseSeed: render.noise_mode === 'random' ? (render.noise_seed !== undefined ? (render.noise_seed + index) % 2 ** 32 : (seed ?? 0)) : undefined,
-  });
+  const noiseFor = (index: number, seed?: number) => {
+    if (render.noise_mode !== 'random') return { noiseMode: render.noise_mode };
+    const noiseSeed = render.noise_seed === undefined ? (seed ?? 0) : (render.noise_seed + index) % 2 ** 32;
+    return { noiseMode: render.noise_mode, noiseSeed };
+  };
   const { zDim, wDim, numWs } = manifest.arch;
 
   if (key === 'seeds') {
