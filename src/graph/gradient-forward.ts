@@ -14,7 +14,7 @@ import { scaled, squaredWeightSums, swapOuterAxes, transposeScaled, upsampleFilt
 import { scalarOf, synthesisBlocks, tensorOf, type SynthesisLayerSpec, type ToRgbSpec } from './layers.js';
 import { leakyReluGain, leakyReluSlope } from './mapping.js';
 import { float, type GraphBuilder } from './onnx-builder.js';
-import { demodulationEpsilon } from './synthesis.js';
+import { affineStyles, demodulationEpsilon } from './synthesis.js';
 
 /** Initializer names of the style affine of one layer. */
 export interface AffineTape {
@@ -127,15 +127,11 @@ export function perChannel(g: GraphBuilder, values: string, name: string): strin
   return g.node('Unsqueeze', [values, g.int64s(`${name}.axes`, [2, 3])], {}, { name }); // [N, C, 1, 1]
 }
 
+/** Styles of one layer (as the synthesis graph computes them) plus what the backward pass needs. */
 function affineForward(g: GraphBuilder, weights: GeneratorWeights, prefix: string, ws: string, wsIndex: number, inChannels: number): { styles: string; affine: AffineTape } {
   const { wDim } = weights.arch;
+  const styles = affineStyles(g, weights, prefix, ws, wsIndex, inChannels); // [N, C_in]
   const weight = tensorOf(weights, `${prefix}.affine.weight`, [inChannels, wDim]); // [C_in, wDim]
-  const bias = tensorOf(weights, `${prefix}.affine.bias`, [inChannels]); // [C_in]
-  const index = g.initializerInt64(`${prefix}.ws_index`, [wsIndex], []);
-  const w = g.node('Gather', [ws, index], { axis: 1 }, { name: `${prefix}.w` }); // [N, wDim]
-  const transposed = g.initializer(`${prefix}.affine.weight_t`, transposeScaled(weight.data, inChannels, wDim, 1 / Math.sqrt(wDim)), [wDim, inChannels]); // [wDim, C_in]
-  const product = g.node('MatMul', [w, transposed], {}, { name: `${prefix}.affine.matmul` }); // [N, C_in]
-  const styles = g.node('Add', [product, g.initializer(`${prefix}.affine.bias`, bias.data, [inChannels])], {}, { name: `${prefix}.styles` }); // [N, C_in]
   const matrix = g.initializer(`${prefix}.affine.weight_scaled`, scaled(weight.data, 1 / Math.sqrt(wDim)), [inChannels, wDim]); // [C_in, wDim]
   return { styles, affine: { matrix, wsIndex } };
 }

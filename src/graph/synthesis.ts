@@ -121,7 +121,7 @@ function synthesisBlock(
 }
 
 /** Styles `s = w · (A / sqrt(wDim))ᵀ + a_b` of one layer, from row `wsIndex` of ws. */
-function affineStyles(g: GraphBuilder, weights: GeneratorWeights, prefix: string, ws: string, wsIndex: number, inChannels: number): string {
+export function affineStyles(g: GraphBuilder, weights: GeneratorWeights, prefix: string, ws: string, wsIndex: number, inChannels: number): string {
   const { wDim } = weights.arch;
   const weight = tensorOf(weights, `${prefix}.affine.weight`, [inChannels, wDim]); // [C_in, wDim]
   const bias = tensorOf(weights, `${prefix}.affine.bias`, [inChannels]); // [C_in]

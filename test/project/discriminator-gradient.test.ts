@@ -10,64 +10,20 @@
  */
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
-import * as ort from 'onnxruntime-node';
-
-import { readCheckpoint } from '../../src/checkpoint/index.js';
-import type { GeneratorWeights } from '../../src/checkpoint/types.js';
-import { noiseConstBytes } from '../../src/graph/convert.js';
 import { gradientIo } from '../../src/graph/gradient.js';
 import { buildDiscriminatorGradientGraph } from '../../src/graph/gradient-discriminator.js';
-import { noiseLayers } from '../../src/graph/layers.js';
 import { SeededRandom } from '../../src/graph/prng.js';
+import { constNoise, dot, evaluate, loadWeights, norm, type Point } from './gradient-helpers.js';
 import { createSession } from '../graph/graph-session.js';
 import { discriminatorLoss } from './discriminator-reference.js';
 
-const fixturesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 const relativeTolerance = 1e-2;
 /** Finite-difference step relative to the norm of ws (as in gradient-graph.test.ts). */
 const wsRelativeStep = 1e-4;
 const directionsPerInput = 4;
 
-interface Point {
-  ws: Float32Array; // [1, numWs, wDim]
-  noise: Float32Array[]; // each [1, 1, R, R]
-}
-
-function loadWeights(fixture: string): GeneratorWeights {
-  return readCheckpoint(readFileSync(path.join(fixturesDir, fixture, `${fixture}.pkl`)));
-}
-
-function constNoise(weights: GeneratorWeights): Float32Array[] {
-  const bytes = noiseConstBytes(weights);
-  const all = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-  return noiseLayers(weights.arch).map((layer) => all.slice(layer.offset, layer.offset + layer.resolution * layer.resolution));
-}
-
-async function evaluate(session: ort.InferenceSession, weights: GeneratorWeights, point: Point, target: Float32Array, lossWeights: number[]) {
-  const { arch } = weights;
-  const feeds: Record<string, ort.Tensor> = {
-    [gradientIo.ws]: new ort.Tensor('float32', point.ws, [1, arch.numWs, arch.wDim]),
-    [gradientIo.target]: new ort.Tensor('float32', target, [1, arch.imgChannels, arch.resolution, arch.resolution]),
-    [gradientIo.lossWeights]: new ort.Tensor('float32', Float32Array.from(lossWeights), [4]),
-  };
-  noiseLayers(arch).forEach((layer, i) => {
-    feeds[layer.name] = new ort.Tensor('float32', point.noise[i], [1, 1, layer.resolution, layer.resolution]);
-  });
-  return session.run(feeds);
-}
-
-function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += a[i] * b[i];
-  return sum;
-}
-
-const norm = (a: ArrayLike<number>) => Math.sqrt(dot(a, a));
 const unitVector = (values: Float32Array) => values.map((v) => v / norm(values));
 
 /** `‖analytic − numeric‖ / ‖numeric‖` over the directions. */

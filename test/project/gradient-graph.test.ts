@@ -11,23 +11,18 @@
  */
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import * as ort from 'onnxruntime-node';
 
-import { readCheckpoint } from '../../src/checkpoint/index.js';
 import type { GeneratorWeights } from '../../src/checkpoint/types.js';
-import { noiseConstBytes } from '../../src/graph/convert.js';
 import { buildSynthesisGradientGraph, gradientIo, noiseGradientName } from '../../src/graph/gradient.js';
 import { noiseLayers } from '../../src/graph/layers.js';
 import { SeededRandom } from '../../src/graph/prng.js';
 import { buildSynthesisGraph } from '../../src/graph/synthesis.js';
+import { constNoise, dot, evaluate, loadWeights, norm, type Point } from './gradient-helpers.js';
 import { createSession, maxAbsDiff, runSynthesis } from '../graph/graph-session.js';
 
-const fixturesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 /** Allowed relative error between the analytic and the finite-difference directional derivative. */
 const relativeTolerance = 1e-2;
 /**
@@ -37,34 +32,6 @@ const relativeTolerance = 1e-2;
  */
 const wsRelativeStep = 1e-4;
 const noiseRelativeStep = 3e-4;
-
-function loadWeights(fixture: string): GeneratorWeights {
-  return readCheckpoint(readFileSync(path.join(fixturesDir, fixture, `${fixture}.pkl`)));
-}
-
-function constNoise(weights: GeneratorWeights): Float32Array[] {
-  const bytes = noiseConstBytes(weights);
-  const all = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-  return noiseLayers(weights.arch).map((layer) => all.slice(layer.offset, layer.offset + layer.resolution * layer.resolution));
-}
-
-interface Point {
-  ws: Float32Array; // [1, numWs, wDim]
-  noise: Float32Array[]; // each [1, 1, R, R]
-}
-
-async function evaluate(session: ort.InferenceSession, weights: GeneratorWeights, point: Point, target: Float32Array, lossWeights: number[]) {
-  const { arch } = weights;
-  const feeds: Record<string, ort.Tensor> = {
-    [gradientIo.ws]: new ort.Tensor('float32', point.ws, [1, arch.numWs, arch.wDim]),
-    [gradientIo.target]: new ort.Tensor('float32', target, [1, arch.imgChannels, arch.resolution, arch.resolution]),
-    [gradientIo.lossWeights]: new ort.Tensor('float32', Float32Array.from(lossWeights), [4]),
-  };
-  noiseLayers(arch).forEach((layer, i) => {
-    feeds[layer.name] = new ort.Tensor('float32', point.noise[i], [1, 1, layer.resolution, layer.resolution]);
-  });
-  return session.run(feeds);
-}
 
 /** K×K box average with stride K of `[3, size, size]`. */
 function boxDown(x: ArrayLike<number>, size: number, k: number): Float64Array {
@@ -128,16 +95,6 @@ function referenceLoss(img: ArrayLike<number>, target: ArrayLike<number>, size: 
     lossWeights[2] * meanSquaredError(boxDown(img, size, 4), boxDown(target, size, 4)) +
     lossWeights[3] * (1 - meanSsim(img, target, size))
   );
-}
-
-function dot(a: Float32Array, b: Float32Array): number {
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += a[i] * b[i];
-  return sum;
-}
-
-function norm(a: Float32Array): number {
-  return Math.sqrt(dot(a, a));
 }
 
 /** Central difference of the float64 reference loss of the graph's image, moving the input by ±h along a unit direction. */
