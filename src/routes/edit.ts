@@ -158,7 +158,7 @@ export function registerEdit(app: OpenAPIHono<AppEnv>): void {
 
     if (body.output === 'multipart') {
       const label = (index: number): Record<string, string> => ({ 'X-Index': String(index), 'X-Strength': String(strengths[index]) });
-      return sendImages(c, model.manifest, results, Math.max(edits.length, 2), { format, quality: body.quality }, label, controller);
+      return sendImages(c, model.manifest, results, true, { format, quality: body.quality }, label, controller);
     }
     const all = new Array<ImageResult>(edits.length);
     try {

@@ -91,6 +91,6 @@ export function registerGenerate(app: OpenAPIHono<AppEnv>): void {
     };
     const headers = { 'X-Truncation-Center': truncationCenter(model.manifest, body, body.psi) };
     const onSingleImage = cacheKey ? (bytes: Uint8Array, imageHeaders: Record<string, string>) => cache.set(cacheKey, { bytes, headers: imageHeaders }) : undefined;
-    return sendImages(c, model.manifest, results, images.length, { format, quality: body.quality, onSingleImage }, label, controller, headers);
+    return sendImages(c, model.manifest, results, images.length > 1, { format, quality: body.quality, onSingleImage }, label, controller, headers);
   });
 }

@@ -64,14 +64,15 @@ function serverTiming(result: ImageResult, encodeMs: number): string {
 }
 
 /**
- * Waits for the job's first image before sending headers, so a job that fails early (deadline,
- * cancellation, bad input found by the worker) still gets a proper problem+json status.
+ * Sends the job's image as the response body, or with `multipart` every image as a part. Waits for
+ * the first image before sending headers, so a job that fails early (deadline, cancellation, bad
+ * input found by the worker) still gets a proper problem+json status.
  */
 export async function sendImages(
   c: Context<AppEnv>,
   manifest: ModelManifest,
   results: AsyncIterable<ImageResult>,
-  count: number,
+  multipart: boolean,
   settings: EncodeSettings,
   label: ImageLabeler,
   controller: AbortController,
@@ -93,7 +94,7 @@ export async function sendImages(
     common['X-Tensor-Dtype'] = 'float32';
   }
 
-  if (count === 1) {
+  if (!multipart) {
     const { bytes, encodeMs } = await encode(c, manifest, first.value, settings);
     const body = new Uint8Array(bytes);
     const imageHeaders = { 'Content-Type': contentType, ...headers, ...label(first.value.index) };

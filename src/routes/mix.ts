@@ -126,7 +126,7 @@ export function registerMix(app: OpenAPIHono<AppEnv>): void {
         if (cols[k].seed !== undefined) headers['X-Col-Seed'] = String(cols[k].seed);
         return headers;
       };
-      return sendImages(c, manifest, results, Math.max(mixes.length, 2), { format, quality: body.quality }, label, controller);
+      return sendImages(c, manifest, results, true, { format, quality: body.quality }, label, controller);
     }
 
     const mixed = await collectResults(results, mixes.length);
