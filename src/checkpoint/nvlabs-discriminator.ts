@@ -3,8 +3,8 @@
  * read for the discriminator-feature projection loss. Only the feature blocks `b{R}` .. `b8` are
  * read (fromrgb, conv0, conv1 and skip); the epilogue `b4` (minibatch stddev, conv, fc, out) is not.
  *
- * A missing or unsupported discriminator never fails the generator: the reader returns undefined
- * and adds a warning that names the reason.
+ * A missing discriminator, or one that fails the structure checks (a CheckpointError), does not
+ * fail the generator: the reader returns undefined, with a warning naming the reason in the second case.
  */
 
 import { CheckpointError } from './errors.js';

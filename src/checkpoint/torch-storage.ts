@@ -271,7 +271,7 @@ export function readLegacyTorch(bytes: Uint8Array, findClass: FindClass, context
     const numel = view.getBigInt64(pos, true);
     pos += 8;
     if (numel !== BigInt(storage.numel)) {
-      throw new CheckpointError('invalid_structure', `Invalid legacy torch file: storage ${JSON.stringify(key)} holds ${numel} elements, but its persistent id declares ${storage.numel}`);
+      throw new CheckpointError('invalid_structure', `Invalid legacy torch file: storage ${JSON.stringify(key)} contains ${numel} elements, but its persistent id declares ${storage.numel}`);
     }
     const byteLength = storage.numel * dtypeByteSize[storage.dtype];
     if (byteLength > bytes.length - pos) {

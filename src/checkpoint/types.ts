@@ -2,7 +2,7 @@
  * The canonical generator weight set: what every checkpoint reader produces and the only thing the
  * graph builder reads. Readers translate names, layouts and conventions (TensorFlow kernel flips,
  * rosinality's leading singleton dims, the +1 on TensorFlow modulation biases) into this one form,
- * so the builder never knows where a model came from.
+ * so the builder never depends on where a model came from.
  *
  * Conventions (the stylegan2-ada-pytorch ones):
  * - Tensor names are the stylegan2-ada-pytorch `G_ema` state-dict names without the leading
@@ -66,7 +66,7 @@ export interface GeneratorWeights {
   tensors: Map<string, Tensor>;
   /** Truncation centre `[wDim]`; estimated when the checkpoint has none (see `wAvgSource`). */
   wAvg: Float32Array;
-  /** Where `wAvg` came from. */
+  /** Origin of `wAvg`: stored in the checkpoint, or estimated by the converter. */
   wAvgSource: 'checkpoint' | 'estimated';
   /** Optional per-class truncation centres `[cDim, wDim]` (row-major) for conditional models. */
   wAvgPerClass?: Float32Array;

@@ -150,12 +150,12 @@ export class GraphBuilder {
     return this.#addInitializer(name, 'int64', bytes, dims);
   }
 
-  /** A float32 scalar constant (shape `[]`). */
+  /** Adds a float32 scalar constant (shape `[]`). */
   scalar(name: string, value: number): string {
     return this.initializer(name, Float32Array.of(value), []);
   }
 
-  /** An int64 1-D constant, the form Unsqueeze axes, Reshape shapes and Expand shapes take. */
+  /** Adds an int64 1-D constant, the form Unsqueeze axes, Reshape shapes and Expand shapes take. */
   int64s(name: string, values: number[]): string {
     return this.initializerInt64(name, values, [values.length]);
   }

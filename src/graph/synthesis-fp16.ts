@@ -10,7 +10,7 @@
  * - styles per sample: `s' = s / β_n` with `β_n = max_i |s[n, i]|`.
  *
  * Then `conv(x·s, W)[n, o] = (β_n / α_o) · conv(x·s', W')[n, o]` and `Q = Q' / α_o²`, where Q'
- * holds the squared sums of W'. So the reference output `conv(x·s, W)·d` with
+ * contains the squared sums of W'. So the reference output `conv(x·s, W)·d` with
  * `d = 1 / sqrt(Σ_i s²·Q[o, i] + ε)` equals `conv(x·s', W')·d'` with
  * `d'[n, o] = 1 / sqrt(Σ_i s'²·Q'[o, i] + ε·α_o² / β_n²)`.
  */
@@ -99,7 +99,7 @@ export function modulatedConvFloat16(
 
 /**
  * Demodulation matrix `Qᵀ [C_in, C_out]` in float32, computed in the graph from the stored fp16
- * kernel so that the file holds no second copy of the weights (ONNX Runtime folds it at load).
+ * kernel so that the file contains no second copy of the weights (ONNX Runtime folds it at load).
  * `outerAxesAreOutIn` tells whether the kernel is `[C_out, C_in, k, k]` (else `[C_in, C_out, k, k]`).
  */
 function squaredSumsOf(g: GraphBuilder, kernel: string, outerAxesAreOutIn: boolean, prefix: string): string {

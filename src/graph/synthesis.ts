@@ -200,7 +200,7 @@ function activate(g: GraphBuilder, x: string, arch: GeneratorArchitecture, prefi
 
 /**
  * Clip to ±convClamp, or nothing when the model has no clamp. An fp16 feature map is clipped in
- * fp16 when fp16 holds the float32 bound exactly (256, 0.5), else cast to float32 and back around it.
+ * fp16 when fp16 represents the float32 bound exactly (256, 0.5), else cast to float32 and back around it.
  */
 function clamp(g: GraphBuilder, x: string, convClamp: number | null, prefix: string, features: FeaturePrecision = float32Features): string {
   if (convClamp === null) return x;

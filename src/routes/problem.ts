@@ -82,14 +82,14 @@ export class HttpProblem extends Error {
   }
 }
 
-/** A 422 for one invalid field, named by its JSON pointer. */
+/** Builds a 422 for one invalid field, named by its JSON pointer. */
 export function invalidField(pointer: string, message: string): HttpProblem {
   return new HttpProblem(422, 'validation', `${pointer.slice(1).replaceAll('/', '.') || 'body'}: ${message}`, {
     errors: [{ pointer, message }],
   });
 }
 
-/** Most field errors listed in one problem body; the detail says how many more there were. */
+/** Maximum number of field errors listed in one problem body; the detail counts the rest. */
 export const maxListedErrors = 20;
 
 /** Builds the problem body for `problem`, also used for the error part that ends a failed stream. */

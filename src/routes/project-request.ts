@@ -32,8 +32,8 @@ export function projectionSettings(c: Context<AppEnv>): ProjectionSettings {
 }
 
 /**
- * A query or form integer written in plain decimal digits; anything else (empty, hex, exponent,
- * sign, spaces) stays a string and fails the number check with a 422 naming the field.
+ * A query or form integer written in plain decimal digits. Anything else (empty, hex, exponent,
+ * sign, spaces) stays a string, so it fails the number check with a 422 naming the field.
  */
 const decimalInteger = (schema: z.ZodNumber) =>
   z.preprocess((value) => (typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : value), schema);
@@ -183,7 +183,7 @@ function roundedPsnr(value: number): number | null {
   return Number.isFinite(value) ? Math.round(value * 1000) / 1000 : null;
 }
 
-/** The JSON result of a finished projection. */
+/** Builds the JSON result of a finished projection. */
 export async function projectionResultBody(c: Context<AppEnv>, options: ResolvedProjectOptions, decoded: DecodedUpload, target: Float32Array, result: ProjectionResult, elapsedMs: number) {
   const { manifest } = options;
   const weights = projectionLosses[options.loss];

@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'auto';
 
-/** Which synthesis graph the workers open: `synthesis.onnx` (fp32) or `synthesis_fp16.onnx` (fp16). */
+/** Synthesis graph the workers open: `synthesis.onnx` (fp32) or `synthesis_fp16.onnx` (fp16). */
 export type SynthesisPrecision = 'fp32' | 'fp16';
 
 export interface SchedulerConfig {

@@ -11,7 +11,7 @@ export type NoiseMode = 'const' | 'random' | 'none';
 /** Scheduling class: interactive work is taken before bulk work (later frames, projection steps). */
 export type Priority = 'interactive' | 'bulk';
 
-/** Where one image's latents come from. Exactly one form per image. */
+/** Source of one image's latents: exactly one form per image. */
 export type LatentSource =
   /** z `[zDim]`, mapped with psi and cutoff (and label `c [cDim]` for conditional models). */
   | { kind: 'z'; z: Float32Array; c?: Float32Array; psi: number; truncationCutoff?: number }
@@ -59,7 +59,7 @@ export interface ImageResult {
   batchSize: number;
 }
 
-/** What `/models` and `/health` report about a loaded model. */
+/** A loaded model as `/models` and `/health` report it. */
 export interface ModelInfo {
   name: string;
   manifest: ModelManifest;

@@ -41,7 +41,7 @@ interface ModelSessions {
   noiseZeros: Float32Array[];
   /** The projection gradient session, opened by the first gradient task. */
   gradient?: Promise<InferenceSession>;
-  /** The discriminator-feature gradient session, opened by the first task that asks for it. */
+  /** The discriminator-feature gradient session, opened by the first task that requests it. */
   gradientD?: Promise<InferenceSession>;
   /** Run synthesis batches as single-image runs (chosen at start, see `SessionConfig.splitBatches`). */
   splitBatches: boolean;

@@ -84,7 +84,7 @@ export class PeriodicCubicSpline {
     });
   }
 
-  /** The walk at `position` in keyframe units (wrapped into [0, K)). */
+  /** Returns the walk at `position` in keyframe units (wrapped into [0, K)). */
   at(position: number): Float32Array {
     const k = this.keyframes.length;
     const wrapped = ((position % k) + k) % k;

@@ -37,8 +37,8 @@ export interface ProjectionLimits {
 }
 
 /**
- * Most finished jobs kept for GET at once; beyond it the oldest finished job is dropped early, so
- * a stream of short jobs cannot hold unbounded results in memory for a whole TTL.
+ * Maximum number of finished jobs kept for GET. Beyond it the oldest finished job is dropped early,
+ * so a stream of short jobs cannot keep unbounded results in memory for a whole TTL.
  */
 export const maxFinishedJobs = 64;
 

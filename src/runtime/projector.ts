@@ -16,7 +16,7 @@ import { Adam, latentNoiseScaleAt, learningRateAt, noiseRegularizer, normalizeNo
 import { LegacyRandomState } from './seeds.js';
 import type { GradientGraph, WorkerTask, WorkerTaskOutput } from './worker-protocol.js';
 
-/** What the projector needs from the inference service. */
+/** The inference-service operations the projector uses. */
 export interface ProjectorService {
   runTask(model: string, task: WorkerTask, options: JobOptions): Promise<WorkerTaskOutput>;
   generate(model: string, images: ImageSpec[], options: JobOptions): AsyncIterable<ImageResult>;

@@ -77,7 +77,7 @@ export interface GradientBatchInput {
   noiseRows: number;
   target: Float32Array; // [rows, imgChannels, R, R]
   lossWeights: Float32Array; // [4]
-  /** Which gradient graph runs: `pixel` (synthesis_grad.onnx, the default) or `discriminator` (synthesis_grad_d.onnx). */
+  /** Gradient graph to run: `pixel` (synthesis_grad.onnx, the default) or `discriminator` (synthesis_grad_d.onnx). */
   graph?: GradientGraph;
 }
 
@@ -118,7 +118,7 @@ export function taskQueueCost(task: WorkerTask): number {
   return task.kind === 'gradient' ? task.batch.rows : 1;
 }
 
-/** The typed-array buffers of a task, transferred to the worker. */
+/** Returns the typed-array buffers of a task, transferred to the worker. */
 export function taskBuffers(task: WorkerTask): ArrayBuffer[] {
   const arrays =
     task.kind === 'gradient'
@@ -127,7 +127,7 @@ export function taskBuffers(task: WorkerTask): ArrayBuffer[] {
   return [...new Set(arrays.map((array) => array.buffer as ArrayBuffer))];
 }
 
-/** The typed-array buffers of a task output, transferred back. */
+/** Returns the typed-array buffers of a task output, transferred back. */
 export function taskOutputBuffers(output: WorkerTaskOutput): ArrayBuffer[] {
   const arrays = output.kind === 'gradient' ? [output.output.loss, output.output.img, output.output.gradWs, ...output.output.gradNoise] : [output.output.w];
   return [...new Set(arrays.map((array) => array.buffer as ArrayBuffer))];

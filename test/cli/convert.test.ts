@@ -41,7 +41,7 @@ after(async () => {
   await removeDir(workDir);
 });
 
-/** A protocol 4 pickle of a million nested MARK opcodes. */
+/** Builds a protocol 4 pickle of a million nested MARK opcodes. */
 function deepMarks(): Uint8Array {
   const bytes = new Uint8Array(1_000_003).fill(0x28);
   bytes.set([0x80, 0x04], 0);
